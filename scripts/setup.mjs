@@ -1,0 +1,57 @@
+#!/usr/bin/env node
+// Sets up a fresh clone: dependencies, a check that the native modules really load, and the CNN built from
+// the upstream file. Plain Node (no dependencies), so it runs before `npm ci` has.
+import { spawnSync } from 'node:child_process';
+import { existsSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const say = (line) => console.log(`setup: ${line}`);
+
+function run(command, args, env = {}) {
+  const result = spawnSync(command, args, { cwd: root, stdio: 'inherit', env: { ...process.env, ...env } });
+  return result.status === 0;
+}
+
+const [major, minor] = process.versions.node.split('.').map(Number);
+if (major < 20 || (major === 20 && minor < 9)) {
+  console.error(`setup: Node ${process.versions.node} is too old; Sagasu needs Node 20.9 or newer.`);
+  process.exit(1);
+}
+
+// 1. Dependencies, when package-lock.json is newer than what node_modules holds.
+const installed = join(root, 'node_modules', '.package-lock.json');
+const lock = join(root, 'package-lock.json');
+if (!existsSync(installed) || statSync(installed).mtimeMs < statSync(lock).mtimeMs) {
+  say('installing dependencies (npm ci)');
+  // The Electron binary is a download of its own that offline machines cannot make; `npm start` says so.
+  if (!run('npm', ['ci', '--no-fund', '--no-audit'], { ELECTRON_SKIP_BINARY_DOWNLOAD: '1' })) {
+    console.error('setup: npm ci failed (see above).');
+    process.exit(1);
+  }
+} else {
+  say('dependencies are up to date');
+}
+
+// 2. Native modules: a build that silently did not happen only shows up here.
+const probe = `
+  const Database = require('better-sqlite3'); new Database(':memory:').prepare('select 1').get();
+  const { HierarchicalNSW } = require('hnswlib-node'); new HierarchicalNSW('cosine', 4).initIndex(1);
+  require('onnxruntime-node'); require('sharp');
+`;
+if (!run(process.execPath, ['-e', probe])) {
+  console.error(
+    'setup: a native module does not load (see above). Try `npm rebuild better-sqlite3 hnswlib-node`.',
+  );
+  process.exit(1);
+}
+say('native modules load: better-sqlite3, hnswlib-node, onnxruntime-node, sharp');
+
+// 3. The CNN, built from the upstream TFLite file (mirror or download, sha256-checked). Without a source the
+// rest still works: tests that need the network skip and say why, and the CLI says how to build it.
+if (!run(process.execPath, ['--import', 'tsx', 'src-main/cli/models-prepare.ts'])) {
+  say(
+    'the CNN could not be built (see above); set SAGASU_MODEL_MIRROR or connect to the internet, then `npm run models:prepare`',
+  );
+}

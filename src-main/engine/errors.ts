@@ -1,0 +1,63 @@
+/**
+ * Every failure a user can cause (a bad file, a bad argument, a bad model file) surfaces as a SagasuError:
+ * `code` is stable for programs, `subject` names the file or argument, `message` is for people.
+ */
+export class SagasuError extends Error {
+  constructor(
+    readonly code: string,
+    readonly subject: string,
+    readonly reason: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`${subject}: ${reason}`, options);
+    this.name = new.target.name;
+  }
+}
+
+export type ImageErrorCode =
+  | 'not-found'
+  | 'permission-denied'
+  | 'not-a-file'
+  | 'empty-file'
+  | 'unsupported-format'
+  | 'corrupt'
+  | 'too-many-pixels'
+  | 'read-failed';
+
+/** A photo that cannot be turned into pixels. Indexing records it and goes on. */
+export class ImageError extends SagasuError {
+  constructor(
+    override readonly code: ImageErrorCode,
+    readonly file: string,
+    reason: string,
+    options?: { cause?: unknown },
+  ) {
+    super(code, file, reason, options);
+  }
+}
+
+export type ModelErrorCode =
+  | 'missing'
+  | 'sha256-mismatch'
+  | 'download-failed'
+  | 'invalid-model'
+  | 'unsupported-op';
+
+/** A model file that is absent, altered or not what the engine can run. */
+export class ModelError extends SagasuError {
+  constructor(
+    override readonly code: ModelErrorCode,
+    readonly file: string,
+    reason: string,
+    options?: { cause?: unknown },
+  ) {
+    super(code, file, reason, options);
+  }
+}
+
+/** A command-line or API argument that fails validation. */
+export class ArgumentError extends SagasuError {
+  constructor(argument: string, reason: string) {
+    super('invalid-argument', argument, reason);
+  }
+}
