@@ -1,0 +1,17 @@
+export { type CnnManifest, cnnModelPath, labelsPath, prepareCnn, verifiedCnn } from './build.ts';
+export { CNN_MODES, type CnnMode, convertTfliteToOnnx, type LayerInfo } from './converter.ts';
+export { loadLabels } from './labels.ts';
+export { chooseProviders, type ProviderName } from './providers.ts';
+export { type CnnOutputs, CnnSession, type CnnSessionOptions } from './session.ts';
+export { sha256File, UPSTREAM_FILES } from './source.ts';
+export { readTflite } from './tflite.ts';
+
+import type { CnnMode } from './converter.ts';
+/**
+ * float, chosen by measurement (docs/BENCHMARKS.md). With the Full-Network outputs, float runs ~1.8x faster
+ * on CPU: onnxruntime executes the qdq graph's convolutions in an int8 NHWC layout, so each of the 52 pooled
+ * branches first dequantizes and transposes a whole activation map (43 % of qdq's time in a profile); float
+ * pools inside its own blocked layout. Float is also what GPU execution providers run natively. The two modes
+ * are NOT interchangeable (their ternary FNEs agree on ~97 % of entries): statistics and training use this one.
+ */
+export const DEFAULT_CNN_MODE: CnnMode = 'float';

@@ -1,0 +1,99 @@
+import { readFile } from 'node:fs/promises';
+import * as ort from 'onnxruntime-node';
+import { ModelError } from '../errors.ts';
+import type { LayerInfo } from './converter.ts';
+import { INPUT_IMAGE, OUTPUT_FNE, OUTPUT_ONE_LAYER, OUTPUT_PROBS } from './converter.ts';
+import { chooseProviders, currentProviderEnvironment, type ProviderName } from './providers.ts';
+
+export interface CnnOutputs {
+  /** Row-major [n, fneDim]: each conv layer's spatial mean, concatenated in graph order. */
+  fneRaw: Float32Array;
+  /** Row-major [n, oneLayerDim]. */
+  oneLayer: Float32Array;
+  /** Row-major [n, classes]. */
+  probs: Float32Array;
+}
+
+export interface CnnSessionOptions {
+  /** Threads for one inference; default: every core. */
+  threads?: number;
+  /** Try these providers in order (default: chooseProviders on this machine). */
+  providers?: ProviderName[];
+  log?: (line: string) => void;
+}
+
+export interface CnnModelInfo {
+  layers: LayerInfo[];
+  fneDim: number;
+  oneLayer: LayerInfo;
+  inputSize: number;
+  classes: number;
+  mode: string;
+}
+
+/** One onnxruntime session over a converted CNN: uint8 NHWC pixels in, Full-Network outputs out. */
+export class CnnSession {
+  private constructor(
+    private readonly session: ort.InferenceSession,
+    readonly info: CnnModelInfo,
+    readonly provider: ProviderName,
+  ) {}
+
+  static async open(
+    modelFile: string,
+    info: CnnModelInfo,
+    options: CnnSessionOptions = {},
+  ): Promise<CnnSession> {
+    let model: Uint8Array;
+    try {
+      model = await readFile(modelFile);
+    } catch (cause) {
+      throw new ModelError(
+        'missing',
+        modelFile,
+        'the CNN model is not built yet; run `npm run models:prepare`',
+        { cause },
+      );
+    }
+    const providers =
+      options.providers ?? chooseProviders(currentProviderEnvironment(ort.listSupportedBackends()));
+    const failures: string[] = [];
+    for (const provider of providers) {
+      try {
+        const session = await ort.InferenceSession.create(model, {
+          executionProviders: [provider],
+          graphOptimizationLevel: 'all',
+          ...(options.threads ? { intraOpNumThreads: options.threads } : {}),
+        });
+        options.log?.(
+          `cnn: ${info.mode} model on the ${provider} execution provider${failures.length ? ` (${failures.join('; ')})` : ''}`,
+        );
+        return new CnnSession(session, info, provider);
+      } catch (error) {
+        failures.push(`${provider} unavailable: ${(error as Error).message.split('\n')[0]}`);
+      }
+    }
+    throw new ModelError(
+      'invalid-model',
+      modelFile,
+      `no execution provider could load it: ${failures.join('; ')}`,
+    );
+  }
+
+  /** `pixels` holds `n` images of inputSize x inputSize x 3 uint8 RGB, back to back. */
+  async run(pixels: Uint8Array, n: number, outputs: 'all' | 'probs' = 'all'): Promise<CnnOutputs> {
+    const size = this.info.inputSize;
+    if (pixels.length !== n * size * size * 3) {
+      throw new RangeError(`pixels: expected ${n}x${size}x${size}x3 bytes, got ${pixels.length}`);
+    }
+    const feeds = { [INPUT_IMAGE]: new ort.Tensor('uint8', pixels, [n, size, size, 3]) };
+    const fetches = outputs === 'all' ? [OUTPUT_FNE, OUTPUT_ONE_LAYER, OUTPUT_PROBS] : [OUTPUT_PROBS];
+    const result = await this.session.run(feeds, fetches);
+    const data = (name: string) => (result[name]?.data as Float32Array | undefined) ?? new Float32Array(0);
+    return { fneRaw: data(OUTPUT_FNE), oneLayer: data(OUTPUT_ONE_LAYER), probs: data(OUTPUT_PROBS) };
+  }
+
+  async close(): Promise<void> {
+    await this.session.release();
+  }
+}

@@ -1,0 +1,20 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { cnnModelPath } from '../../src-main/engine/cnn/index.ts';
+import { sharedDir } from '../../src-main/engine/paths.ts';
+
+/** ../shared (reference outputs, Flickr8k) when this machine has it. */
+export const shared = sharedDir();
+export const referenceDir = shared ? join(shared, 'models', 'reference') : undefined;
+
+/** Both CNN modes are built (npm run models:prepare, run by the test setup when the upstream file is reachable). */
+export const cnnBuilt = existsSync(cnnModelPath('float')) && existsSync(cnnModelPath('qdq'));
+
+/** '' when the suite can run, else why it is skipped (appended to the suite's name so the report says it). */
+export function skipNote(needs: { shared?: boolean; cnn?: boolean }): string {
+  if (needs.shared && !shared)
+    return ' [skipped: ../shared is absent; reference outputs and Flickr8k live there]';
+  if (needs.cnn && !cnnBuilt)
+    return ' [skipped: the CNN is not built; npm run models:prepare needs ../shared/models or internet]';
+  return '';
+}
