@@ -1,0 +1,17 @@
+export {
+  type ExtractOptions,
+  type ExtractorOptions,
+  type ExtractResult,
+  FneExtractor,
+  type ImageFeatures,
+} from './extractor.ts';
+export {
+  type FneStats,
+  type FneStatsMeta,
+  loadStats,
+  StatsAccumulator,
+  saveStats,
+  statsBinPath,
+  statsMetaPath,
+} from './stats.ts';
+export { DEFAULT_THRESHOLDS, standardize, type Thresholds, ternarize, ternaryShares } from './ternary.ts';
