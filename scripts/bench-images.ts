@@ -1,0 +1,229 @@
+/**
+ * npm run bench:images — speed of the image half of the engine, written into docs/BENCHMARKS.md.
+ * Measures decode+resize alone, the classifier alone, the classifier with the Full-Network outputs, and the
+ * whole path from photo file to ternary FNE, for both CNN modes, on the Flickr8k test images (224x224), the
+ * 125 originals, and 12-megapixel JPEGs this script makes. Also the two modes' ternary agreement.
+ */
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { cpus, totalmem } from 'node:os';
+import { join } from 'node:path';
+import * as ort from 'onnxruntime-node';
+import sharp from 'sharp';
+import {
+  CNN_MODES,
+  type CnnMode,
+  convertTfliteToOnnx,
+  DEFAULT_CNN_MODE,
+  readTflite,
+  UPSTREAM_FILES,
+} from '../src-main/engine/cnn/index.ts';
+import { obtainUpstreamFile } from '../src-main/engine/cnn/source.ts';
+import { requireFlickr8kDir, splitImagePaths } from '../src-main/engine/datasets/flickr8k.ts';
+import { FneExtractor, loadStats } from '../src-main/engine/fne/index.ts';
+import { decodeForCnn } from '../src-main/engine/image/index.ts';
+import { cacheDir, projectRoot } from '../src-main/engine/paths.ts';
+
+const BATCHES = [1, 4, 8, 16, 32];
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
+const lines: string[] = [];
+const log = (line: string) => {
+  console.log(line);
+  lines.push(line);
+};
+const fmt = (ms: number, n: number) => ({ msPerImage: ms / n, perSecond: (1000 * n) / ms });
+const row = (cells: (string | number)[]) => `| ${cells.join(' | ')} |`;
+
+async function timeDecode(files: string[]): Promise<{ msPerImage: number; perSecond: number }> {
+  const t = performance.now();
+  // As the extractor does: a batch of decodes in flight, spread over libvips' threads.
+  for (let i = 0; i < files.length; i += 16)
+    await Promise.all(files.slice(i, i + 16).map((f) => decodeForCnn(f)));
+  return fmt(performance.now() - t, files.length);
+}
+
+async function timeCnn(model: Uint8Array, batch: number): Promise<number> {
+  const session = await ort.InferenceSession.create(model, { graphOptimizationLevel: 'all' });
+  const pixels = new Uint8Array(batch * 224 * 224 * 3).map((_, i) => (i * 2654435761) >>> 24);
+  const feeds = { image: new ort.Tensor('uint8', pixels, [batch, 224, 224, 3]) };
+  await session.run(feeds);
+  let n = 0;
+  const t = performance.now();
+  while (performance.now() - t < SECONDS * 1000) {
+    await session.run(feeds);
+    n += batch;
+  }
+  const perSecond = (1000 * n) / (performance.now() - t);
+  await session.release();
+  return perSecond;
+}
+
+async function timeWholePath(mode: CnnMode, files: string[], batchSize: number) {
+  const extractor = await FneExtractor.open({ mode, stats: await loadStats() });
+  // onnxruntime plans memory for each new batch shape on its first run: keep that out of the timing.
+  for await (const r of extractor.extract(files.slice(0, batchSize), { batchSize })) if (!r.ok) throw r.error;
+  const fnes: Int8Array[] = [];
+  const t = performance.now();
+  for await (const r of extractor.extract(files, { batchSize })) {
+    if (!r.ok) throw r.error;
+    fnes.push(r.features.fne as Int8Array);
+  }
+  const result = { ...fmt(performance.now() - t, files.length), fnes };
+  await extractor.close();
+  return result;
+}
+
+function agreement(a: Int8Array[], b: Int8Array[]): number {
+  let same = 0;
+  let total = 0;
+  a.forEach((x, i) => {
+    const y = b[i] as Int8Array;
+    for (let j = 0; j < x.length; j++) if (x[j] === y[j]) same++;
+    total += x.length;
+  });
+  return same / total;
+}
+
+async function largeJpegs(originals: string[]): Promise<string[]> {
+  const dir = join(cacheDir, 'bench', 'large-jpegs');
+  await mkdir(dir, { recursive: true });
+  const out: string[] = [];
+  for (const [i, src] of originals.slice(0, 48).entries()) {
+    const file = join(dir, `large-${i}.jpg`);
+    if (
+      await readFile(file).then(
+        () => true,
+        () => false,
+      )
+    ) {
+      out.push(file);
+      continue;
+    }
+    // 4032 x 3024 = 12.2 MP, a phone camera's frame, at the quality cameras write.
+    await sharp(src).resize(4032, 3024, { fit: 'fill' }).jpeg({ quality: 92 }).toFile(file);
+    out.push(file);
+  }
+  return out;
+}
+
+const flickr = requireFlickr8kDir();
+const test224 = await splitImagePaths('test');
+const originalsDir = join(flickr, 'originals');
+const originals = (await readdir(originalsDir))
+  .filter((f) => f.endsWith('.jpg'))
+  .sort()
+  .map((f) => join(originalsDir, f));
+const large = await largeJpegs(originals);
+const sets = [
+  { name: `Flickr8k test, 224x224 (${test224.length})`, files: test224 },
+  { name: `Flickr8k originals, <=500 px (${originals.length})`, files: originals },
+  { name: `12 MP JPEGs, 4032x3024 (${large.length})`, files: large },
+];
+
+const cpu = cpus()[0]?.model ?? 'unknown CPU';
+log(
+  `Machine: ${cpus().length} cores, ${cpu}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB; Node ${process.versions.node}, onnxruntime-node ${ort.env.versions.node ?? ''}, sharp ${sharp.versions.sharp}, libvips ${sharp.versions.vips}.`,
+);
+log(
+  `Run: ${new Date().toISOString().slice(0, 10)}, \`npm run bench:images\`, CPU execution provider, onnxruntime using all cores; ${SECONDS} s per CNN timing.`,
+);
+log('');
+
+log('### Decode + resize to 224x224 alone (sharp, 16 in flight)');
+log('');
+log(row(['images', 'ms/image', 'images/s']));
+log(row(['---', '---:', '---:']));
+for (const set of sets) {
+  await timeDecode(set.files.slice(0, 32));
+  const r = await timeDecode(set.files);
+  log(row([set.name, r.msPerImage.toFixed(2), r.perSecond.toFixed(1)]));
+}
+log('');
+
+const tflitePath = await obtainUpstreamFile(UPSTREAM_FILES.model);
+const tflite = readTflite(await readFile(tflitePath), tflitePath);
+log('### The CNN alone (uint8 pixels in memory), images/s by batch size');
+log('');
+log(row(['mode', 'outputs', ...BATCHES.map((b) => `batch ${b}`), 'best', 'Full-Network cost']));
+log(row(['---', '---', ...BATCHES.map(() => '---:'), '---:', '---:']));
+/** Per mode, the batch size at which the CNN with the Full-Network outputs ran fastest. */
+const bestBatch: Record<string, number> = {};
+for (const mode of CNN_MODES) {
+  const best: Record<string, number> = {};
+  for (const fullNetwork of [false, true]) {
+    const model = convertTfliteToOnnx(tflite, { mode, fullNetwork }).onnx;
+    const rates: number[] = [];
+    for (const b of BATCHES) rates.push(await timeCnn(model, b));
+    const key = fullNetwork ? 'full' : 'classifier';
+    best[key] = Math.max(...rates);
+    if (fullNetwork) bestBatch[mode] = BATCHES[rates.indexOf(best[key] as number)] as number;
+    const cost = fullNetwork
+      ? `+${(100 * ((best.classifier as number) / (best.full as number) - 1)).toFixed(0)} % time`
+      : '';
+    log(
+      row([
+        mode,
+        fullNetwork ? 'probs + fne_raw + one_layer' : 'probs (classifier)',
+        ...rates.map((r) => r.toFixed(1)),
+        (best[key] as number).toFixed(1),
+        cost,
+      ]),
+    );
+  }
+}
+log('');
+
+log('### Whole path: photo file -> decode -> CNN -> standardize -> ternary FNE');
+log('');
+log(row(['images', 'mode', 'batch 1: ms/image', 'batch 1: images/s', 'best batch', 'ms/image', 'images/s']));
+log(row(['---', '---', '---:', '---:', '---:', '---:', '---:']));
+const fnes: Record<string, Int8Array[]> = {};
+for (const set of sets) {
+  for (const mode of CNN_MODES) {
+    const batch = bestBatch[mode] ?? 8;
+    const one = await timeWholePath(mode, set.files, 1);
+    const many = await timeWholePath(mode, set.files, batch);
+    if (set.files === test224) fnes[mode] = many.fnes;
+    if (set.files === originals) fnes[`${mode}:originals`] = many.fnes;
+    log(
+      row([
+        set.name,
+        mode,
+        one.msPerImage.toFixed(2),
+        one.perSecond.toFixed(1),
+        batch,
+        many.msPerImage.toFixed(2),
+        many.perSecond.toFixed(1),
+      ]),
+    );
+  }
+}
+log('');
+
+log('### Ternary agreement (entries equal, statistics of the default mode)');
+log('');
+log(
+  `- float vs qdq on the ${test224.length} Flickr8k test images: ${(100 * agreement(fnes.float ?? [], fnes.qdq ?? [])).toFixed(2)} %`,
+);
+const stored = (await Promise.all(
+  originals.map((o) => join(flickr, 'images', o.split('/').at(-1) as string)),
+)) as string[];
+const storedFne = (await timeWholePath(DEFAULT_CNN_MODE, stored, 8)).fnes;
+log(
+  `- train/serve skew, ${DEFAULT_CNN_MODE}: the engine's own resize of the ${originals.length} originals vs the stored 224x224 copies: ${(100 * agreement(fnes[`${DEFAULT_CNN_MODE}:originals`] ?? [], storedFne)).toFixed(2)} %`,
+);
+log('');
+
+const doc = join(projectRoot, 'docs', 'BENCHMARKS.md');
+const start = '<!-- bench:images:start -->';
+const end = '<!-- bench:images:end -->';
+let text = await readFile(doc, 'utf8').catch(
+  () =>
+    '# Benchmarks\n\nEach section is written by its `npm run bench:*` command; numbers are from the machine it names.\n',
+);
+const section = `${start}\n## Image path (\`npm run bench:images\`)\n\n${lines.join('\n')}\n${end}`;
+text = text.includes(start)
+  ? text.replace(new RegExp(`${start}[\\s\\S]*${end}`), section)
+  : `${text.trimEnd()}\n\n${section}\n`;
+await mkdir(join(projectRoot, 'docs'), { recursive: true });
+await writeFile(doc, text);
+console.log(`wrote ${doc}`);
