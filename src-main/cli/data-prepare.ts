@@ -1,0 +1,67 @@
+import { SingleBar } from 'cli-progress';
+import { Command, InvalidArgumentError } from 'commander';
+import { DEFAULT_MIN_COUNT, defaultPreparedDir, prepareFlickr8k } from '../engine/datasets/prepare.ts';
+import { SagasuError } from '../engine/errors.ts';
+
+function positiveInteger(value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n) || n < 1)
+    throw new InvalidArgumentError('expected a positive integer');
+  return n;
+}
+
+/** npm run data:prepare: the training inputs of the joint space (FNE, one-layer vectors, caption tokens). */
+const program = new Command('data:prepare')
+  .description(
+    'compute the FNE and one-layer vector of every Flickr8k photo and tokenize every caption, for training',
+  )
+  .option('--out <dir>', 'output folder', defaultPreparedDir)
+  .option(
+    '--min-count <n>',
+    'vocabulary: keep words seen this often in train+val captions',
+    positiveInteger,
+    DEFAULT_MIN_COUNT,
+  )
+  .option('--limit-images <n>', 'only the first N photos by file name, with their captions', positiveInteger)
+  .option('--batch-size <n>', 'photos per CNN batch', positiveInteger, 16)
+  .option('--features-cache <dir>', 'parent folder of the per-model feature caches (default .cache/features)')
+  .showHelpAfterError();
+
+try {
+  program.parse(process.argv);
+  const options = program.opts<{
+    out: string;
+    minCount: number;
+    limitImages?: number;
+    batchSize: number;
+    featuresCache?: string;
+  }>();
+  const bar = new SingleBar({
+    format: 'features [{bar}] {value}/{total} images | {eta}s left',
+    etaBuffer: 200,
+    noTTYOutput: true,
+    notTTYSchedule: 15_000,
+  });
+  let started = false;
+  const report = await prepareFlickr8k({
+    out: options.out,
+    minCount: options.minCount,
+    batchSize: options.batchSize,
+    ...(options.limitImages !== undefined ? { limitImages: options.limitImages } : {}),
+    ...(options.featuresCache ? { featureCacheRoot: options.featuresCache } : {}),
+    log: (line) => console.log(line),
+    onProgress: (done, total) => {
+      if (!started) bar.start(total, 0);
+      started = true;
+      bar.update(done);
+      if (done === total) bar.stop();
+    },
+  });
+  console.log(
+    `data:prepare: computed ${report.computed}, reused ${report.reused} cached image features (${report.featureCacheDir})`,
+  );
+} catch (error) {
+  if (!(error instanceof SagasuError)) throw error;
+  console.error(`data:prepare: ${error.message}`);
+  process.exitCode = 1;
+}

@@ -1,0 +1,505 @@
+import { createHash } from 'node:crypto';
+import { mkdir, open, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { endianness } from 'node:os';
+import { join } from 'node:path';
+import { type CnnManifest, DEFAULT_CNN_MODE, verifiedCnn } from '../cnn/index.ts';
+import { ArgumentError, SagasuError } from '../errors.ts';
+import {
+  DEFAULT_THRESHOLDS,
+  FneExtractor,
+  type FneStats,
+  loadStats,
+  statsMetaPath,
+  type Thresholds,
+} from '../fne/index.ts';
+import { cacheDir } from '../paths.ts';
+import { TOKENIZER_VERSION, tokenizeEnglish, Vocabulary } from '../text/index.ts';
+import {
+  BOGUS_CAPTION_IMAGE,
+  type Flickr8kImage,
+  type Flickr8kImageSplit,
+  listImages,
+  readCaptions,
+  readManifest,
+  requireFlickr8kDir,
+} from './flickr8k.ts';
+
+/** Bumped when the files or their meaning change, so a reader can refuse a layout it does not know. */
+export const PREPARED_FORMAT = 'sagasu-flickr8k/1';
+export const DEFAULT_MIN_COUNT = 4;
+export const defaultPreparedDir = join(cacheDir, 'data', 'flickr8k');
+export const defaultFeatureCacheRoot = join(cacheDir, 'features');
+
+/** The files of a prepared data set, in the order meta.json lists them. */
+export const PREPARED_FILES = [
+  'images.tsv',
+  'fne.i8',
+  'one_layer.f32',
+  'layers.json',
+  'vocab.txt',
+  'captions.tsv',
+  'tokens.i32',
+  'offsets.i32',
+  'caption_image.i32',
+] as const;
+export type PreparedFile = (typeof PREPARED_FILES)[number];
+
+// ---------------------------------------------------------------------------------------------------------
+// Feature cache: one file per image content, so renaming or moving a photo costs nothing and a killed run
+// loses at most the batch in flight.
+
+const CACHE_MAGIC = 'SGF1';
+const CACHE_HEADER = 20;
+
+/**
+ * The folder is named by the model and the statistics, the two inputs that change every value; the
+ * thresholds and dimensions sit in each file's header, so a file written under other ones is recomputed
+ * instead of being read as if it were current.
+ */
+export function featureCacheDir(
+  cnnSha256: string,
+  statsSha256: string,
+  root = defaultFeatureCacheRoot,
+): string {
+  return join(root, `${cnnSha256.slice(0, 16)}-${statsSha256.slice(0, 16)}`);
+}
+
+export interface CachedFeatures {
+  fne: Int8Array;
+  oneLayer: Float32Array;
+}
+
+/**
+ * Layout: "SGF1", uint32 fneDim, uint32 oneLayerDim, float32 positive and negative thresholds (all
+ * little-endian), then int8 fne[fneDim], then float32 oneLayer[oneLayerDim]. 17,056 is a multiple of 4, so
+ * the floats stay aligned.
+ */
+export class FeatureCache {
+  constructor(
+    readonly dir: string,
+    readonly fneDim: number,
+    readonly oneLayerDim: number,
+    readonly thresholds: Thresholds = DEFAULT_THRESHOLDS,
+  ) {}
+
+  get fileBytes(): number {
+    return CACHE_HEADER + this.fneDim + 4 * this.oneLayerDim;
+  }
+
+  path(sha256: string): string {
+    return join(this.dir, sha256.slice(0, 2), `${sha256}.bin`);
+  }
+
+  private header(): Buffer {
+    const h = Buffer.alloc(CACHE_HEADER);
+    h.write(CACHE_MAGIC, 0, 'ascii');
+    h.writeUInt32LE(this.fneDim, 4);
+    h.writeUInt32LE(this.oneLayerDim, 8);
+    h.writeFloatLE(this.thresholds.positive, 12);
+    h.writeFloatLE(this.thresholds.negative, 16);
+    return h;
+  }
+
+  /** The cached features of an image, or undefined when absent or not written under the current settings. */
+  async get(sha256: string): Promise<CachedFeatures | undefined> {
+    let bytes: Buffer;
+    try {
+      bytes = await readFile(this.path(sha256));
+    } catch {
+      return undefined;
+    }
+    if (bytes.length !== this.fileBytes || !bytes.subarray(0, CACHE_HEADER).equals(this.header()))
+      return undefined;
+    const body = bytes.buffer.slice(bytes.byteOffset + CACHE_HEADER, bytes.byteOffset + bytes.length);
+    return {
+      fne: new Int8Array(body, 0, this.fneDim),
+      oneLayer: new Float32Array(body, this.fneDim, this.oneLayerDim),
+    };
+  }
+
+  /** Written to a temporary name and renamed, so a reader never sees half a file. */
+  async put(sha256: string, features: CachedFeatures): Promise<void> {
+    if (features.fne.length !== this.fneDim || features.oneLayer.length !== this.oneLayerDim)
+      throw new Error(
+        `feature sizes ${features.fne.length}/${features.oneLayer.length} do not match the cache`,
+      );
+    const file = this.path(sha256);
+    await mkdir(join(this.dir, sha256.slice(0, 2)), { recursive: true });
+    const temp = `${file}.${process.pid}.tmp`;
+    await writeFile(temp, Buffer.concat([this.header(), bytesOf(features.fne), bytesOf(features.oneLayer)]));
+    await rename(temp, file);
+  }
+}
+
+function bytesOf(view: ArrayBufferView): Buffer {
+  return Buffer.from(view.buffer, view.byteOffset, view.byteLength);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+
+export interface PrepareOptions {
+  /** Where the prepared files go (default .cache/data/flickr8k). */
+  out?: string;
+  /** The Flickr8k folder (default ../shared/data/flickr8k or SAGASU_FLICKR8K). */
+  dataDir?: string;
+  /** Parent of the per-model feature cache folders (default .cache/features). */
+  featureCacheRoot?: string;
+  minCount?: number;
+  /** Only the first N images in file-name order, with their captions: quick runs and tests. */
+  limitImages?: number;
+  batchSize?: number;
+  threads?: number;
+  log?: (line: string) => void;
+  /** Called after each image whose features had to be computed. */
+  onProgress?: (done: number, total: number) => void;
+}
+
+export interface SplitTokens {
+  tokens: number;
+  unknown: number;
+}
+
+export interface PreparedMeta {
+  format: string;
+  dataset: string;
+  limitImages: number | null;
+  images: number;
+  imagesBySplit: Record<Flickr8kImageSplit, number>;
+  captions: number;
+  emptyCaptions: number;
+  skippedCaptions: { image: string; captions: number; why: string };
+  tokens: number;
+  fneDim: number;
+  oneLayerDim: number;
+  oneLayer: { name: string; offset: number };
+  thresholds: Thresholds;
+  vocab: { size: number; minCount: number; from: string; padId: 0; unkId: 1 };
+  /** Token counts per split of the captions' images, and how many of them are <unk>. */
+  tokensBySplit: Record<Flickr8kImageSplit, SplitTokens>;
+  tokenizer: string;
+  cnn: { mode: string; onnxSha256: string; converterVersion: number };
+  /** The statistics' own sha256 (of models/fne/stats.bin, as recorded in models/fne/stats.json). */
+  stats: { sha256: string; images: number };
+  layouts: Record<PreparedFile, string>;
+  files: Record<PreparedFile, { bytes: number; sha256: string }>;
+}
+
+export interface PrepareReport {
+  out: string;
+  featureCacheDir: string;
+  meta: PreparedMeta;
+  /** Images whose features were computed by the CNN in this run (0 when the cache had them all). */
+  computed: number;
+  /** Images whose features came from the cache. */
+  reused: number;
+}
+
+/** Writes a file under a temporary name while hashing what goes in; `commit` renames it into place. */
+class OutputFile {
+  private readonly hash = createHash('sha256');
+  bytes = 0;
+  private constructor(
+    readonly path: string,
+    private readonly handle: Awaited<ReturnType<typeof open>>,
+  ) {}
+
+  static async create(path: string): Promise<OutputFile> {
+    return new OutputFile(path, await open(`${path}.tmp`, 'w'));
+  }
+
+  async write(data: ArrayBufferView | string): Promise<void> {
+    const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : bytesOf(data);
+    this.hash.update(bytes);
+    this.bytes += bytes.length;
+    let written = 0;
+    while (written < bytes.length) written += (await this.handle.write(bytes, written)).bytesWritten;
+  }
+
+  async close(): Promise<{ bytes: number; sha256: string }> {
+    await this.handle.close();
+    return { bytes: this.bytes, sha256: this.hash.digest('hex') };
+  }
+
+  async commit(): Promise<void> {
+    await rename(`${this.path}.tmp`, this.path);
+  }
+}
+
+async function mapPool<T, R>(items: readonly T[], width: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const results = new Array<R>(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      results[i] = await fn(items[i] as T);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(width, items.length) }, worker));
+  return results;
+}
+
+function positiveInteger(name: string, value: number | undefined, fallback: number): number {
+  const v = value ?? fallback;
+  if (!Number.isInteger(v) || v < 1)
+    throw new ArgumentError(name, `expected a positive integer, got ${value}`);
+  return v;
+}
+
+const emptySplitCounts = <T>(make: () => T): Record<Flickr8kImageSplit, T> => ({
+  train: make(),
+  val: make(),
+  test: make(),
+  none: make(),
+});
+
+/**
+ * The training inputs of the joint space, computed with the engine's own image path so that training sees
+ * exactly what the app will compute for a user's photo: the ternary FNE and the one-layer vector of every
+ * Flickr8k photo, and every caption as token ids. The output depends only on its inputs (no timestamps, a
+ * fixed order), so a rerun gives the same bytes; meta.json is written last, so a folder without one is
+ * incomplete.
+ */
+export async function prepareFlickr8k(options: PrepareOptions = {}): Promise<PrepareReport> {
+  const log = options.log ?? (() => {});
+  const out = options.out ?? defaultPreparedDir;
+  const dataDir = options.dataDir ?? requireFlickr8kDir();
+  const minCount = positiveInteger('--min-count', options.minCount, DEFAULT_MIN_COUNT);
+  const batchSize = positiveInteger('--batch-size', options.batchSize, 16);
+  if (options.limitImages !== undefined) positiveInteger('--limit-images', options.limitImages, 1);
+  // The .f32/.i32 files are little-endian by contract and written straight from typed arrays.
+  if (endianness() !== 'LE')
+    throw new SagasuError('unsupported-platform', 'data:prepare', 'needs a little-endian machine');
+
+  const mode = DEFAULT_CNN_MODE;
+  const manifest: CnnManifest = await verifiedCnn(mode);
+  const stats: FneStats = await loadStats();
+  if (stats.meta.cnnSha256 !== manifest.onnx.sha256 || stats.meta.mode !== mode)
+    throw new SagasuError(
+      'stats-mismatch',
+      statsMetaPath,
+      `the statistics were computed with the ${stats.meta.mode} model ${stats.meta.cnnSha256}, not the ${mode} model ${manifest.onnx.sha256}; run \`npm run stats:compute\``,
+    );
+  const fneDim = manifest.fneDim;
+  const oneLayerDim = manifest.oneLayer.channels;
+  const cache = new FeatureCache(
+    featureCacheDir(manifest.onnx.sha256, stats.meta.sha256, options.featureCacheRoot),
+    fneDim,
+    oneLayerDim,
+    DEFAULT_THRESHOLDS,
+  );
+
+  // Images, verified against the data set's manifest when it has one.
+  const allImages = await listImages(dataDir);
+  const images: Flickr8kImage[] =
+    options.limitImages !== undefined ? allImages.slice(0, options.limitImages) : allImages;
+  const manifestEntries = await readManifest(dataDir);
+  log(`data:prepare: hashing ${images.length} images`);
+  const shas = await mapPool(images, 16, async (img) =>
+    createHash('sha256')
+      .update(await readFile(img.path))
+      .digest('hex'),
+  );
+  if (manifestEntries) {
+    for (const [i, img] of images.entries()) {
+      const entry = manifestEntries.get(img.image);
+      if (!entry) throw new SagasuError('dataset-damaged', img.path, 'is not listed in manifest.tsv');
+      if (entry.sha256 !== shas[i])
+        throw new SagasuError(
+          'dataset-damaged',
+          img.path,
+          `sha256 ${shas[i]}, manifest.tsv says ${entry.sha256}`,
+        );
+      if (entry.split !== img.split)
+        throw new SagasuError(
+          'dataset-damaged',
+          img.path,
+          `the split files say ${img.split}, manifest.tsv says ${entry.split}`,
+        );
+    }
+  }
+
+  // Features: what the cache lacks goes through the CNN, once per distinct content.
+  const missing = new Map<string, string>();
+  for (const [i, img] of images.entries()) {
+    const sha = shas[i] as string;
+    if (!missing.has(sha) && !(await cache.get(sha))) missing.set(sha, img.path);
+  }
+  const distinct = new Set(shas).size;
+  log(
+    `data:prepare: features of ${distinct - missing.size} images from ${cache.dir}, ${missing.size} to compute`,
+  );
+  if (missing.size > 0) {
+    const extractor = await FneExtractor.open({
+      mode,
+      stats,
+      ...(options.threads ? { threads: options.threads } : {}),
+      log,
+    });
+    try {
+      const pending = [...missing];
+      let done = 0;
+      for await (const result of extractor.extract(
+        pending.map(([, path]) => path),
+        { batchSize },
+      )) {
+        if (!result.ok) throw result.error;
+        const [sha] = pending[done++] as [string, string];
+        const { fne, oneLayer } = result.features;
+        if (!fne) throw new Error('the extractor ran without statistics');
+        await cache.put(sha, { fne, oneLayer });
+        options.onProgress?.(done, pending.length);
+      }
+    } finally {
+      await extractor.close();
+    }
+  }
+
+  // Captions: those of the chosen images, in token-file order.
+  const { captions, skipped } = await readCaptions(dataDir, log);
+  const indexOf = new Map(allImages.map((img, i) => [img.image, i]));
+  for (const c of captions)
+    if (!indexOf.has(c.image))
+      throw new SagasuError(
+        'dataset-damaged',
+        `${join(dataDir, 'Flickr8k.token.txt')}:${c.line}`,
+        `caption of ${c.image}, which is not in images/`,
+      );
+  const kept = captions.filter((c) => (indexOf.get(c.image) as number) < images.length);
+  const tokenLists = kept.map((c) => tokenizeEnglish(c.text));
+  const splitOfCaption = kept.map((c) => (images[indexOf.get(c.image) as number] as Flickr8kImage).split);
+  const vocab = Vocabulary.build(
+    tokenLists.filter((_, k) => splitOfCaption[k] === 'train' || splitOfCaption[k] === 'val'),
+    minCount,
+  );
+
+  // Files. The old meta.json goes first: a reader must never pair it with half-replaced files.
+  await mkdir(out, { recursive: true });
+  await rm(join(out, 'meta.json'), { force: true });
+  const files = {} as PreparedMeta['files'];
+  const outputs: OutputFile[] = [];
+  const write = async (name: PreparedFile, fill: (f: OutputFile) => Promise<void>) => {
+    const file = await OutputFile.create(join(out, name));
+    try {
+      await fill(file);
+    } finally {
+      files[name] = await file.close();
+    }
+    outputs.push(file);
+  };
+
+  await write('images.tsv', (f) =>
+    f.write(
+      [
+        'index\timage\tsplit\tsha256\n',
+        ...images.map((img, i) => `${i}\t${img.image}\t${img.split}\t${shas[i]}\n`),
+      ].join(''),
+    ),
+  );
+  const fneFile = await OutputFile.create(join(out, 'fne.i8'));
+  const oneFile = await OutputFile.create(join(out, 'one_layer.f32'));
+  try {
+    for (const [i, img] of images.entries()) {
+      const features = await cache.get(shas[i] as string);
+      if (!features)
+        throw new SagasuError(
+          'cache-changed',
+          cache.path(shas[i] as string),
+          `features of ${img.image} vanished`,
+        );
+      await fneFile.write(features.fne);
+      await oneFile.write(features.oneLayer);
+    }
+  } finally {
+    files['fne.i8'] = await fneFile.close();
+    files['one_layer.f32'] = await oneFile.close();
+  }
+  outputs.push(fneFile, oneFile);
+  await write('layers.json', async (f) => {
+    const layers = manifest.layers.map(({ name, kind, offset, channels }) => ({
+      name,
+      kind,
+      offset,
+      channels,
+    }));
+    await f.write(`${JSON.stringify(layers, null, 2)}\n`);
+  });
+  await write('vocab.txt', (f) => f.write(vocab.toText()));
+  await write('captions.tsv', (f) =>
+    f.write(
+      [
+        'index\timage_index\tn\tcaption\n',
+        ...kept.map((c, k) => `${k}\t${indexOf.get(c.image)}\t${c.n}\t${c.text}\n`),
+      ].join(''),
+    ),
+  );
+
+  const offsets = new Int32Array(kept.length + 1);
+  const captionImage = new Int32Array(kept.length);
+  const tokensBySplit = emptySplitCounts<SplitTokens>(() => ({ tokens: 0, unknown: 0 }));
+  let emptyCaptions = 0;
+  const encoded = tokenLists.map((tokens, k) => {
+    const ids = vocab.encode(tokens);
+    offsets[k + 1] = (offsets[k] as number) + ids.length;
+    captionImage[k] = indexOf.get((kept[k] as { image: string }).image) as number;
+    if (ids.length === 0) emptyCaptions++;
+    const counts = tokensBySplit[splitOfCaption[k] as Flickr8kImageSplit];
+    counts.tokens += ids.length;
+    for (const id of ids) if (id === 1) counts.unknown++;
+    return ids;
+  });
+  const tokens = new Int32Array(offsets[kept.length] as number);
+  for (const [k, ids] of encoded.entries()) tokens.set(ids, offsets[k] as number);
+  await write('tokens.i32', (f) => f.write(tokens));
+  await write('offsets.i32', (f) => f.write(offsets));
+  await write('caption_image.i32', (f) => f.write(captionImage));
+
+  for (const file of outputs) await file.commit();
+
+  const imagesBySplit = emptySplitCounts(() => 0);
+  for (const img of images) imagesBySplit[img.split]++;
+  const meta: PreparedMeta = {
+    format: PREPARED_FORMAT,
+    dataset: 'Flickr8k (224x224 copies)',
+    limitImages: options.limitImages ?? null,
+    images: images.length,
+    imagesBySplit,
+    captions: kept.length,
+    emptyCaptions,
+    skippedCaptions: { image: BOGUS_CAPTION_IMAGE, captions: skipped, why: 'no such photo, in no split' },
+    tokens: offsets[kept.length] as number,
+    fneDim,
+    oneLayerDim,
+    oneLayer: { name: manifest.oneLayer.name, offset: manifest.oneLayer.offset },
+    thresholds: DEFAULT_THRESHOLDS,
+    vocab: { size: vocab.size, minCount, from: 'train+val captions', padId: 0, unkId: 1 },
+    tokensBySplit,
+    tokenizer: TOKENIZER_VERSION,
+    cnn: { mode, onnxSha256: manifest.onnx.sha256, converterVersion: manifest.converterVersion },
+    stats: { sha256: stats.meta.sha256, images: stats.meta.images },
+    layouts: {
+      'images.tsv': 'UTF-8 TSV with header, no quoting; one row per image, sorted by file name',
+      'fne.i8': `int8 [${images.length}, ${fneDim}] row-major, values -1/0/+1; row i = images.tsv index i`,
+      'one_layer.f32': `float32 little-endian [${images.length}, ${oneLayerDim}] row-major, standardized`,
+      'layers.json': 'the FNE columns of each pooled layer: [{name, kind, offset, channels}]',
+      'vocab.txt': 'one token per line, id = line index (0-based); 0 <pad>, 1 <unk>',
+      'captions.tsv': 'UTF-8 TSV with header, no quoting (captions contain quote marks, no tabs)',
+      'tokens.i32': `int32 little-endian [${offsets[kept.length]}], all captions' token ids concatenated`,
+      'offsets.i32': `int32 little-endian [${kept.length + 1}]; caption k = tokens[offsets[k]:offsets[k+1]]`,
+      'caption_image.i32': `int32 little-endian [${kept.length}], images.tsv index of each caption`,
+    },
+    files,
+  };
+  await writeFile(join(out, 'meta.json.tmp'), `${JSON.stringify(meta, null, 2)}\n`);
+  await rename(join(out, 'meta.json.tmp'), join(out, 'meta.json'));
+  log(
+    `data:prepare: ${images.length} images, ${kept.length} captions (${emptyCaptions} with no tokens), ` +
+      `${meta.tokens} tokens, vocabulary ${vocab.size} at min count ${minCount}, in ${out}`,
+  );
+  return {
+    out,
+    featureCacheDir: cache.dir,
+    meta,
+    computed: missing.size,
+    reused: distinct - missing.size,
+  };
+}

@@ -1,0 +1,2 @@
+export { TOKENIZER_VERSION, tokenizeEnglish } from './tokenize.ts';
+export { PAD, PAD_ID, UNK, UNK_ID, Vocabulary, VocabularyError } from './vocabulary.ts';
