@@ -1,0 +1,111 @@
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { ModelError } from '../errors.ts';
+
+/** The image features a joint model was trained on (training/data.py FEATURE_KINDS). */
+export const FEATURE_KINDS = ['fne', 'one-layer', 'fne-blocks', 'fne-last'] as const;
+export type FeatureKind = (typeof FEATURE_KINDS)[number];
+
+export const TEXT_ENCODER_FILE = 'text_encoder.onnx';
+export const IMAGE_PROJECTION_FILE = 'image_projection.onnx';
+export const VOCAB_FILE = 'vocab.txt';
+export const MANIFEST_FILE = 'manifest.json';
+export const FIXTURES_FILE = 'fixtures.json';
+
+const fileEntry = z.object({
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  bytes: z.number().int().nonnegative(),
+});
+const layerColumn = z.object({
+  name: z.string(),
+  offset: z.number().int().nonnegative(),
+  channels: z.number().int().positive(),
+  fneOffset: z.number().int().nonnegative().optional(),
+});
+
+// Only what the app relies on is checked; the rest (training settings, validation figures, versions) is kept
+// as written for reports. Key names follow training/export.py.
+const schema = z.looseObject({
+  name: z.string().min(1),
+  features: z.enum(FEATURE_KINDS),
+  featureDim: z.number().int().positive(),
+  layers: z.array(z.string()).nullish(),
+  layerColumns: z.array(layerColumn).nullish(),
+  dim: z.number().int().positive(),
+  vocabSize: z.number().int().min(2),
+  tokenizerVersion: z.string().nullish(),
+  weights: z.string().optional(),
+  files: z.record(z.string(), fileEntry),
+  best: z.looseObject({ epoch: z.number().optional(), val: z.unknown() }).optional(),
+});
+
+export type JointManifest = z.infer<typeof schema>;
+
+/** A model directory as written by training/export.py: its manifest, read and checked for shape. */
+export async function readJointManifest(modelDir: string): Promise<JointManifest> {
+  const file = join(modelDir, MANIFEST_FILE);
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (cause) {
+    throw new ModelError('missing', file, 'no joint model here (a model directory holds manifest.json)', {
+      cause,
+    });
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (cause) {
+    throw new ModelError('invalid-model', file, `not JSON: ${(cause as Error).message}`, { cause });
+  }
+  const parsed = schema.safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new ModelError(
+      'invalid-model',
+      file,
+      `not a joint-model manifest: ${issue?.path.join('.') || '(root)'}: ${issue?.message}`,
+    );
+  }
+  const manifest = parsed.data;
+  if (manifest.features !== 'one-layer' && !manifest.layers?.length)
+    throw new ModelError(
+      'invalid-model',
+      file,
+      `features "${manifest.features}" are ternary columns of named layers, but "layers" is empty`,
+    );
+  return manifest;
+}
+
+/**
+ * The bytes of one file of the model directory, checked against the manifest's sha256 and size. The caller
+ * runs exactly these bytes, so what was checked is what runs.
+ */
+export async function readVerified(
+  modelDir: string,
+  manifest: JointManifest,
+  name: string,
+): Promise<Uint8Array> {
+  const file = join(modelDir, name);
+  const expected = manifest.files[name];
+  if (!expected)
+    throw new ModelError('invalid-model', join(modelDir, MANIFEST_FILE), `lists no sha256 for ${name}`);
+  let bytes: Uint8Array;
+  try {
+    bytes = await readFile(file);
+  } catch (cause) {
+    throw new ModelError('missing', file, `the model directory lacks ${name}, which manifest.json lists`, {
+      cause,
+    });
+  }
+  const actual = createHash('sha256').update(bytes).digest('hex');
+  if (actual !== expected.sha256 || bytes.length !== expected.bytes)
+    throw new ModelError(
+      'sha256-mismatch',
+      file,
+      `this file is not the one the model was exported with (sha256 ${actual}, ${bytes.length} bytes; manifest.json says ${expected.sha256}, ${expected.bytes} bytes); re-export or restore the model directory`,
+    );
+  return bytes;
+}

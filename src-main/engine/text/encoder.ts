@@ -1,0 +1,157 @@
+import { join } from 'node:path';
+import * as ort from 'onnxruntime-node';
+import type { ProviderName } from '../cnn/index.ts';
+import { ArgumentError, ModelError } from '../errors.ts';
+// The manifest and session helpers by file, not through joint/index.ts: joint/index.ts imports this module,
+// and a cycle between the two rooms' index files would leave classes undefined at load time.
+import {
+  type JointManifest,
+  MANIFEST_FILE,
+  readJointManifest,
+  readVerified,
+  TEXT_ENCODER_FILE,
+  VOCAB_FILE,
+} from '../joint/manifest.ts';
+import { floatOutput, type OnnxOptions, openVerifiedSession, requireIo } from '../joint/onnx.ts';
+import { TOKENIZER_VERSION, tokenizeEnglish } from './tokenize.ts';
+import { PAD_ID, UNK_ID, Vocabulary } from './vocabulary.ts';
+
+export interface SentenceEncoderOptions extends OnnxOptions {
+  /** Sentences per ONNX run (default 128); only memory depends on it, never the vectors. */
+  batchSize?: number;
+}
+
+/** What the encoder makes of a sentence before the network sees it. */
+export interface SentenceAnalysis {
+  tokens: string[];
+  ids: Int32Array;
+  /** Tokens the training vocabulary lacks; each became <unk>. */
+  unknown: string[];
+}
+
+/**
+ * Sentences -> unit vectors in a joint model's space: the app's tokenizer, the model's vocabulary, then the
+ * exported GRU (text_encoder.onnx) in onnxruntime.
+ *
+ * A sentence with no words at all (empty, or only punctuation) is refused with an ArgumentError on `sentence`:
+ * the GRU has no state to return for zero tokens, and any vector made up for it would match photos at random.
+ * A sentence whose words are all unknown still encodes (as <unk> tokens, exactly as training saw rare words);
+ * `analyze()` lists the unknown words so a caller can tell the person their query meant little to the model.
+ */
+export class SentenceEncoder {
+  private constructor(
+    private readonly session: ort.InferenceSession,
+    readonly manifest: JointManifest,
+    readonly vocabulary: Vocabulary,
+    readonly provider: ProviderName,
+    private readonly batchSize: number,
+    /** text_encoder.onnx, for errors that name it. */
+    readonly file: string,
+  ) {}
+
+  static async open(modelDir: string, options: SentenceEncoderOptions = {}): Promise<SentenceEncoder> {
+    const batchSize = options.batchSize ?? 128;
+    if (!Number.isInteger(batchSize) || batchSize < 1)
+      throw new ArgumentError('batchSize', `expected a positive integer, got ${batchSize}`);
+    const manifest = await readJointManifest(modelDir);
+    const manifestFile = join(modelDir, MANIFEST_FILE);
+    if (manifest.tokenizerVersion && manifest.tokenizerVersion !== TOKENIZER_VERSION)
+      throw new ModelError(
+        'invalid-model',
+        manifestFile,
+        `trained on tokenizer ${manifest.tokenizerVersion}, but this app tokenizes with ${TOKENIZER_VERSION}: its token ids would mean other words; retrain or use a matching app`,
+      );
+    const vocabFile = join(modelDir, VOCAB_FILE);
+    const vocabulary = Vocabulary.parse(
+      new TextDecoder().decode(await readVerified(modelDir, manifest, VOCAB_FILE)),
+      vocabFile,
+    );
+    if (vocabulary.size !== manifest.vocabSize)
+      throw new ModelError(
+        'invalid-model',
+        vocabFile,
+        `holds ${vocabulary.size} tokens, but manifest.json says the encoder has ${manifest.vocabSize}`,
+      );
+    const modelFile = join(modelDir, TEXT_ENCODER_FILE);
+    const bytes = await readVerified(modelDir, manifest, TEXT_ENCODER_FILE);
+    const { session, provider } = await openVerifiedSession(
+      modelFile,
+      bytes,
+      `text encoder ${manifest.name}`,
+      options,
+    );
+    requireIo(session, modelFile, ['tokens', 'lengths'], 'embedding');
+    return new SentenceEncoder(session, manifest, vocabulary, provider, batchSize, modelFile);
+  }
+
+  /** Dimension of the joint space. */
+  get dim(): number {
+    return this.manifest.dim;
+  }
+
+  analyze(text: string): SentenceAnalysis {
+    const tokens = tokenizeEnglish(text);
+    const ids = this.vocabulary.encode(tokens);
+    return { tokens, ids, unknown: tokens.filter((_, k) => ids[k] === UNK_ID) };
+  }
+
+  /** Token ids of a sentence as the model reads them; empty when it has no words. */
+  tokenIds(text: string): Int32Array {
+    return this.vocabulary.encode(tokenizeEnglish(text));
+  }
+
+  /** Row-major [texts.length, dim] unit vectors, in input order. */
+  async encode(texts: readonly string[]): Promise<Float32Array> {
+    const ids = texts.map((text, k) => {
+      const t = this.tokenIds(text);
+      if (t.length === 0)
+        throw new ArgumentError(
+          'sentence',
+          `${texts.length > 1 ? `#${k + 1} ` : ''}${JSON.stringify(text)} has no words to search for (only spaces or punctuation)`,
+        );
+      return t;
+    });
+    return this.encodeIds(ids);
+  }
+
+  /**
+   * Row-major [sentences.length, dim] from token ids. Sentences are batched by length, so padding stays short;
+   * the GRU is causal and each vector is read at its own last token, so the batch never changes a vector.
+   */
+  async encodeIds(sentences: readonly Int32Array[]): Promise<Float32Array> {
+    const dim = this.dim;
+    const vocabSize = this.vocabulary.size;
+    for (const [k, s] of sentences.entries()) {
+      if (s.length === 0) throw new ArgumentError('sentence', `#${k + 1} has no tokens`);
+      for (const id of s)
+        if (!Number.isInteger(id) || id <= PAD_ID || id >= vocabSize)
+          throw new ArgumentError('tokens', `sentence #${k + 1} holds id ${id}, outside 1..${vocabSize - 1}`);
+    }
+    const out = new Float32Array(sentences.length * dim);
+    const order = [...sentences.keys()].sort(
+      (a, b) => (sentences[a] as Int32Array).length - (sentences[b] as Int32Array).length || a - b,
+    );
+    for (let start = 0; start < order.length; start += this.batchSize) {
+      const batch = order.slice(start, start + this.batchSize);
+      const length = Math.max(...batch.map((k) => (sentences[k] as Int32Array).length));
+      const tokens = new BigInt64Array(batch.length * length);
+      const lengths = new BigInt64Array(batch.length);
+      for (const [row, k] of batch.entries()) {
+        const s = sentences[k] as Int32Array;
+        for (let t = 0; t < s.length; t++) tokens[row * length + t] = BigInt(s[t] as number);
+        lengths[row] = BigInt(s.length);
+      }
+      const result = await this.session.run({
+        tokens: new ort.Tensor('int64', tokens, [batch.length, length]),
+        lengths: new ort.Tensor('int64', lengths, [batch.length]),
+      });
+      const data = floatOutput(result, 'embedding', this.file, [batch.length, dim]);
+      for (const [row, k] of batch.entries()) out.set(data.subarray(row * dim, (row + 1) * dim), k * dim);
+    }
+    return out;
+  }
+
+  async close(): Promise<void> {
+    await this.session.release();
+  }
+}
