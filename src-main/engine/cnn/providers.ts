@@ -1,4 +1,6 @@
 import { existsSync } from 'node:fs';
+import * as ort from 'onnxruntime-node';
+import { ModelError } from '../errors.ts';
 
 /** onnxruntime-node's execution-provider names. */
 export type ProviderName = 'cuda' | 'dml' | 'coreml' | 'cpu';
@@ -44,4 +46,44 @@ export function chooseProviders(env: ProviderEnvironment): ProviderName[] {
   if (env.platform === 'win32' && available('dml')) return ['dml', 'cpu'];
   if (env.platform === 'darwin' && available('coreml')) return ['coreml', 'cpu'];
   return ['cpu'];
+}
+
+export interface OnnxOptions {
+  /** Try these providers in order (default: chooseProviders on this machine). */
+  providers?: ProviderName[];
+  /** Threads for one inference; default: every core. */
+  threads?: number;
+  log?: (line: string) => void;
+}
+
+/**
+ * A session over model bytes that were already checked against their manifest: the bytes that were hashed are
+ * the bytes that run, so a file swapped between the check and the load cannot slip in. Providers are tried
+ * best first, falling back to the CPU; `log` says which one runs and why the others did not.
+ */
+export async function openSession(
+  file: string,
+  bytes: Uint8Array,
+  what: string,
+  options: OnnxOptions = {},
+): Promise<{ session: ort.InferenceSession; provider: ProviderName }> {
+  const providers =
+    options.providers ?? chooseProviders(currentProviderEnvironment(ort.listSupportedBackends()));
+  const failures: string[] = [];
+  for (const provider of providers) {
+    try {
+      const session = await ort.InferenceSession.create(bytes, {
+        executionProviders: [provider],
+        graphOptimizationLevel: 'all',
+        ...(options.threads ? { intraOpNumThreads: options.threads } : {}),
+      });
+      options.log?.(
+        `${what}: on the ${provider} execution provider${failures.length ? ` (${failures.join('; ')})` : ''}`,
+      );
+      return { session, provider };
+    } catch (error) {
+      failures.push(`${provider} unavailable: ${(error as Error).message.split('\n')[0]}`);
+    }
+  }
+  throw new ModelError('invalid-model', file, `no execution provider could load it: ${failures.join('; ')}`);
 }

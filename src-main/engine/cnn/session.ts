@@ -3,7 +3,7 @@ import * as ort from 'onnxruntime-node';
 import { ModelError } from '../errors.ts';
 import type { LayerInfo } from './converter.ts';
 import { INPUT_IMAGE, OUTPUT_FNE, OUTPUT_ONE_LAYER, OUTPUT_PROBS } from './converter.ts';
-import { chooseProviders, currentProviderEnvironment, type ProviderName } from './providers.ts';
+import { type OnnxOptions, openSession, type ProviderName } from './providers.ts';
 
 export interface CnnOutputs {
   /** Row-major [n, fneDim]: each conv layer's spatial mean, concatenated in graph order. */
@@ -14,13 +14,7 @@ export interface CnnOutputs {
   probs: Float32Array;
 }
 
-export interface CnnSessionOptions {
-  /** Threads for one inference; default: every core. */
-  threads?: number;
-  /** Try these providers in order (default: chooseProviders on this machine). */
-  providers?: ProviderName[];
-  log?: (line: string) => void;
-}
+export type CnnSessionOptions = OnnxOptions;
 
 export interface CnnModelInfo {
   layers: LayerInfo[];
@@ -55,29 +49,8 @@ export class CnnSession {
         { cause },
       );
     }
-    const providers =
-      options.providers ?? chooseProviders(currentProviderEnvironment(ort.listSupportedBackends()));
-    const failures: string[] = [];
-    for (const provider of providers) {
-      try {
-        const session = await ort.InferenceSession.create(model, {
-          executionProviders: [provider],
-          graphOptimizationLevel: 'all',
-          ...(options.threads ? { intraOpNumThreads: options.threads } : {}),
-        });
-        options.log?.(
-          `cnn: ${info.mode} model on the ${provider} execution provider${failures.length ? ` (${failures.join('; ')})` : ''}`,
-        );
-        return new CnnSession(session, info, provider);
-      } catch (error) {
-        failures.push(`${provider} unavailable: ${(error as Error).message.split('\n')[0]}`);
-      }
-    }
-    throw new ModelError(
-      'invalid-model',
-      modelFile,
-      `no execution provider could load it: ${failures.join('; ')}`,
-    );
+    const { session, provider } = await openSession(modelFile, model, `cnn: ${info.mode} model`, options);
+    return new CnnSession(session, info, provider);
   }
 
   /** `pixels` holds `n` images of inputSize x inputSize x 3 uint8 RGB, back to back. */

@@ -1,5 +1,5 @@
 import * as ort from 'onnxruntime-node';
-import { DataType, OnnxGraphBuilder } from '../cnn/onnx-writer.ts';
+import { DataType, OnnxGraphBuilder } from '../cnn/index.ts';
 import { ArgumentError } from '../errors.ts';
 
 /** Recall at 1, 5 and 10 (percent), median and mean rank (1-based) of one direction. */
