@@ -1,6 +1,7 @@
 #!/usr/bin/env node
-// Sets up a fresh clone: dependencies, a check that the native modules really load, and the CNN built from
-// the upstream file. Plain Node (no dependencies), so it runs before `npm ci` has.
+// Sets up a fresh clone: dependencies, a check that the native modules really load, the CNN built from the
+// upstream file, and the training environment when this machine can build it. Plain Node (no dependencies),
+// so it runs before `npm ci` has.
 import { spawnSync } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -53,5 +54,13 @@ say('native modules load: better-sqlite3, hnswlib-node, onnxruntime-node, sharp'
 if (!run(process.execPath, ['--import', 'tsx', 'src-main/cli/models-prepare.ts'])) {
   say(
     'the CNN could not be built (see above); set SAGASU_MODEL_MIRROR or connect to the internet, then `npm run models:prepare`',
+  );
+}
+
+// 4. The training environment (training/.venv), for the tiny training CI runs. The app never needs Python, so
+// a machine without Python 3.11 or a package index still sets up; the training tests then skip and say why.
+if (!run('bash', ['scripts/setup-training.sh'])) {
+  say(
+    'training/.venv could not be set up (see above); the training tests will be skipped (needs Python 3.11 and a pip index, then scripts/setup-training.sh)',
   );
 }
