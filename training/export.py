@@ -350,7 +350,8 @@ def main(argv=None) -> int:
         "training": {
             "features": targs["features"], "loss": targs["loss"], "margin": targs["margin"], "dim": targs["dim"],
             "wordDim": targs["word_dim"], "optimizer": "Adam", "lr": targs["lr"], "batch": targs["batch"],
-            "clip": targs["clip"], "epochs": targs["epochs"], "seed": targs["seed"],
+            "clip": targs["clip"], "featureDropout": targs.get("feature_dropout", 0.0),
+            "epochs": targs["epochs"], "seed": targs["seed"],
             "maxCaptions": targs["max_captions"], "threads": targs["threads"],
         },
         "best": {"epoch": ckpt["epoch"], "val": ckpt.get("val") or ckpt["history"][-1]["val"],

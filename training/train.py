@@ -33,7 +33,11 @@ from training.model import build, ranking_loss  # noqa: E402
 FORMAT = "sagasu-joint-v1"
 MARGIN = 0.2
 # Arguments that change the result: a checkpoint only resumes under the same values.
-RESULT_ARGS = ("features", "loss", "dim", "word_dim", "lr", "batch", "clip", "seed", "max_captions", "margin")
+RESULT_ARGS = (
+    "features", "loss", "dim", "word_dim", "lr", "batch", "clip", "seed", "max_captions", "margin", "feature_dropout"
+)
+# Defaults of arguments that checkpoints written before the argument existed do not record.
+DEFAULTS = {"feature_dropout": 0.0}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -49,6 +53,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--lr", type=float, default=2e-4, help="Adam learning rate (default 2e-4)")
     p.add_argument("--batch", type=int, default=128, help="captions per batch (default 128)")
     p.add_argument("--clip", type=float, default=2.0, help="gradient norm clip (default 2)")
+    p.add_argument("--feature-dropout", type=float, default=0.0, help="dropout on the image features while training (default 0)")
     p.add_argument("--margin", type=float, default=MARGIN, help=argparse.SUPPRESS)
     p.add_argument("--epochs", type=int, default=30, help="total epochs (default 30)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
@@ -261,7 +266,7 @@ def main(argv=None) -> int:
     torch.manual_seed(args.seed)
     random.seed(args.seed)
     np.random.seed(args.seed)
-    model = build(len(data.vocab), feature_dim, args.dim, args.word_dim)
+    model = build(len(data.vocab), feature_dim, args.dim, args.word_dim, args.feature_dropout)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     epoch, best, history = 0, None, []
 
@@ -271,7 +276,8 @@ def main(argv=None) -> int:
             print(f"train: {last_path} is not a {FORMAT} checkpoint", file=sys.stderr)
             return 2
         want, have = result_args(args), ckpt["result_args"]
-        diff = {k: (have.get(k), want[k]) for k in want if have.get(k) != want[k]}
+        # An argument added after the checkpoint was written counts as its default.
+        diff = {k: (have.get(k, DEFAULTS.get(k)), want[k]) for k in want if have.get(k, DEFAULTS.get(k)) != want[k]}
         if ckpt["data"]["meta_sha256"] != data.meta_sha256:
             diff["data (meta.json sha256)"] = (ckpt["data"]["meta_sha256"], data.meta_sha256)
         if diff:
