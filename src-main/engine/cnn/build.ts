@@ -10,7 +10,7 @@ import { type ObtainOptions, obtainUpstreamFile, sha256File, UPSTREAM_FILES } fr
 import { readTflite } from './tflite.ts';
 
 /** Bumped whenever the converter's output changes, so `models:prepare` rebuilds stale models. */
-export const CONVERTER_VERSION = 1;
+export const CONVERTER_VERSION = 2;
 
 export const cnnDir = join(modelsDir, 'cnn');
 const BASE = UPSTREAM_FILES.model.name.replace(/\.tflite$/, '');
