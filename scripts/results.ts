@@ -5,10 +5,13 @@
  * and measures what float16 costs in rsum.
  */
 import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { CONVERTER_VERSION } from '../src-main/engine/cnn/build.ts';
+import { DEFAULT_CNN_MODE, UPSTREAM_FILES } from '../src-main/engine/cnn/index.ts';
 import { cacheDir, projectRoot } from '../src-main/engine/paths.ts';
 
 const run = promisify(execFile);
@@ -16,6 +19,9 @@ const py = join(projectRoot, 'training', '.venv', 'bin', 'python');
 const runsDir = join(cacheDir, 'runs');
 const exportsDir = join(cacheDir, 'exports');
 const ship = process.argv.includes('--ship');
+/** Prepared data for scoring the shipped models: by default the data the runs were trained on. */
+const dataArg = process.argv.indexOf('--ship-data');
+const shipData = dataArg > 0 ? process.argv[dataArg + 1] : undefined;
 
 interface Direction {
   r1: number;
@@ -56,10 +62,19 @@ async function exportRun(runDir: string, out: string, weights: 'fp32' | 'fp16', 
   );
 }
 
-async function evaluate(dirs: string[]): Promise<Report[]> {
+async function evaluate(dirs: string[], data?: string): Promise<Report[]> {
   const { stdout } = await run(
     'npx',
-    ['tsx', 'src-main/cli/eval.ts', '--split', 'test', '--json', '--model', ...dirs],
+    [
+      'tsx',
+      'src-main/cli/eval.ts',
+      '--split',
+      'test',
+      '--json',
+      '--model',
+      ...dirs,
+      ...(data ? ['--data', data] : []),
+    ],
     {
       cwd: projectRoot,
       maxBuffer: 64 << 20,
@@ -103,7 +118,8 @@ const dims: Record<string, number> = { fne: 17056, 'one-layer': 1280, 'fne-block
 let shipped = '';
 if (ship) {
   const fne = runs.filter((r) => r.features === 'fne').reduce((b, r) => (r.valRsum > b.valRsum ? r : b));
-  const oneLayer = runs.find((r) => r.features === 'one-layer' && r.loss === fne.loss);
+  // Its twin: the one-layer run trained with exactly the same settings.
+  const oneLayer = runs.find((r) => r.name === fne.name.replace(/^fne/, 'one-layer'));
   const lines = [
     '| model | source run | weights | test rsum | float32 rsum | difference | size |',
     '|---|---|---|---:|---:|---:|---:|',
@@ -115,7 +131,7 @@ if (ship) {
     if (!source) continue;
     const out = join(projectRoot, 'models', 'joint', target);
     await exportRun(join(runsDir, source.name), out, 'fp16', target);
-    const [r] = await evaluate([out]);
+    const [r] = await evaluate([out], shipData);
     if (!r) continue;
     const files = await readdir(out);
     let bytes = 0;
@@ -124,7 +140,11 @@ if (ship) {
       `| models/joint/${target} | ${source.name} | float16 | ${f1(r.rsum)} | ${f1(source.test.rsum)} | ${(r.rsum - source.test.rsum).toFixed(2)} | ${(bytes / 2 ** 20).toFixed(1)} MiB |`,
     );
   }
-  shipped = `## What ships\n\nThe FNE run with the best validation rsum and the one-layer run of the same loss, exported with float16 weights (\`npm run results -- --ship\`); the test figures of the float32 export beside them.\n\n${lines.join('\n')}\n`;
+  const scoredOn = shipData
+    ? `test features prepared by this checkout's engine (\`npm run data:prepare -- --out ${shipData}\`)`
+    : 'the same prepared data as the runs';
+  shipped = `## What ships\n\nThe FNE run with the best validation rsum and the one-layer run of the same loss, exported with float16 weights (\`npm run results -- --ship${shipData ? ` --ship-data ${shipData}` : ''}\`), scored on ${scoredOn}; the float32 export's test rsum from the table above beside them.\n\n${lines.join('\n')}\n`;
+  await writeTopManifest();
 }
 
 const main = runs.filter((r) => r.features === 'fne' || r.features === 'one-layer');
@@ -136,20 +156,23 @@ const table = [
   '| m-CNN (Ma et al. 2015), as commonly quoted | – | – | ~275 | ANCHORS.md |',
   ...main.map(
     (r) =>
-      `| Sagasu ${r.features === 'fne' ? 'FNE' : 'one-layer'} ${r.loss.toUpperCase()}, MobileNetV2, D=${r.test.dim} | ${dirRow(r.test.i2t)} | ${dirRow(r.test.t2i)} | ${f1(r.test.rsum)} | \`npm run eval -- --model .cache/exports/${r.name}\` |`,
+      `| Sagasu ${r.name}, MobileNetV2, D=${r.test.dim} | ${dirRow(r.test.i2t)} | ${dirRow(r.test.t2i)} | ${f1(r.test.rsum)} | \`npm run eval -- --model .cache/exports/${r.name}\` |`,
   ),
 ];
-const pairs = ['sh', 'mh'].flatMap((loss) => {
-  const a = runs.find((r) => r.features === 'fne' && r.loss === loss);
-  const b = runs.find((r) => r.features === 'one-layer' && r.loss === loss);
-  if (!a || !b) return [];
-  const gain = 100 * (a.test.rsum / b.test.rsum - 1);
-  return [
-    `| ${loss.toUpperCase()} | ${f1(a.test.rsum)} | ${f1(b.test.rsum)} | ${gain >= 0 ? '+' : ''}${gain.toFixed(1)} % | ${f1(a.valRsum)} / ${f1(b.valRsum)} |`,
-  ];
-});
+/** Each FNE run and its one-layer twin (same name after the feature kind): identical training. */
+const pairs = runs
+  .filter((r) => r.features === 'fne')
+  .flatMap((a) => {
+    const b = runs.find((r) => r.name === a.name.replace(/^fne/, 'one-layer'));
+    if (!b) return [];
+    const gain = 100 * (a.test.rsum / b.test.rsum - 1);
+    const settings = a.name.replace(/^fne-/, '');
+    return [
+      `| ${settings} | ${f1(a.test.rsum)} | ${f1(b.test.rsum)} | ${gain >= 0 ? '+' : ''}${gain.toFixed(1)} % | ${f1(a.valRsum)} / ${f1(b.valRsum)} |`,
+    ];
+  });
 const ablation = runs
-  .filter((r) => r.loss === 'sh')
+  .filter((r) => r.loss === 'sh' && !r.name.includes('drop'))
   .sort((a, b) => (dims[b.features] ?? 0) - (dims[a.features] ?? 0))
   .map(
     (r) =>
@@ -173,7 +196,7 @@ quantized to uint8), so only the FNE vs one-layer comparison below is like for l
 
 ## FNE vs one-layer under identical training
 
-| loss | FNE test rsum | one-layer test rsum | FNE gain | val rsum (FNE / one-layer) |
+| settings (run name) | FNE test rsum | one-layer test rsum | FNE gain | best val rsum (FNE / one-layer) |
 |---|---:|---:|---:|---|
 ${pairs.join('\n')}
 
@@ -190,3 +213,44 @@ baseline).
 ${shipped}`;
 await writeFile(join(projectRoot, 'docs', 'RESULTS.md'), doc);
 console.log('wrote docs/RESULTS.md');
+
+/** models/manifest.json: every committed artifact with its sha256, and how the CNN is built. */
+async function writeTopManifest(): Promise<void> {
+  const models = join(projectRoot, 'models');
+  const sha = async (file: string) =>
+    createHash('sha256')
+      .update(await readFile(file))
+      .digest('hex');
+  const stats = JSON.parse(await readFile(join(models, 'fne', 'stats.json'), 'utf8'));
+  const joint: Record<string, unknown> = {};
+  for (const name of ['fne', 'one-layer']) {
+    const dir = join(models, 'joint', name);
+    if (!existsSync(join(dir, 'manifest.json'))) continue;
+    const m = JSON.parse(await readFile(join(dir, 'manifest.json'), 'utf8'));
+    joint[name] = {
+      dir: `joint/${name}`,
+      manifestSha256: await sha(join(dir, 'manifest.json')),
+      features: m.features,
+      files: m.files,
+    };
+  }
+  const manifest = {
+    cnn: {
+      builtBy: 'npm run models:prepare',
+      source: {
+        file: UPSTREAM_FILES.model.name,
+        sha256: UPSTREAM_FILES.model.sha256,
+        url: UPSTREAM_FILES.model.url,
+      },
+      converterVersion: CONVERTER_VERSION,
+      defaultMode: DEFAULT_CNN_MODE,
+    },
+    fneStats: {
+      files: ['fne/stats.bin', 'fne/stats.json'],
+      sha256: stats.sha256,
+      cnnSha256: stats.cnnSha256,
+    },
+    joint,
+  };
+  await writeFile(join(models, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`);
+}

@@ -1,7 +1,7 @@
 import { SingleBar } from 'cli-progress';
 import { Command, InvalidArgumentError } from 'commander';
 import { DEFAULT_MIN_COUNT, defaultPreparedDir, prepareFlickr8k } from '../engine/datasets/prepare.ts';
-import { SagasuError } from '../engine/errors.ts';
+import { runCommand } from './run.ts';
 
 function positiveInteger(value: string): number {
   const n = Number(value);
@@ -27,7 +27,7 @@ const program = new Command('data:prepare')
   .option('--features-cache <dir>', 'parent folder of the per-model feature caches (default .cache/features)')
   .showHelpAfterError();
 
-try {
+await runCommand('data:prepare', async () => {
   program.parse(process.argv);
   const options = program.opts<{
     out: string;
@@ -60,8 +60,4 @@ try {
   console.log(
     `data:prepare: computed ${report.computed}, reused ${report.reused} cached image features (${report.featureCacheDir})`,
   );
-} catch (error) {
-  if (!(error instanceof SagasuError)) throw error;
-  console.error(`data:prepare: ${error.message}`);
-  process.exitCode = 1;
-}
+});

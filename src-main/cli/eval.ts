@@ -12,6 +12,7 @@ import {
   type PreparedSplit,
 } from '../engine/eval/index.ts';
 import { JointModel, jointModelsDir, listJointModels, VOCAB_FILE } from '../engine/joint/index.ts';
+import { runCommand } from './run.ts';
 
 interface EvalOptions {
   model?: string[];
@@ -153,10 +154,6 @@ const program = new Command('npm run eval')
     for (const f of failures) console.error(`eval: ${f.dir}: not evaluated: ${f.error.message}`);
   });
 
-try {
+await runCommand('eval', async () => {
   await program.parseAsync(process.argv);
-} catch (error) {
-  if (!(error instanceof SagasuError)) throw error;
-  console.error(`eval: ${error.message}`);
-  process.exitCode = 1;
-}
+});

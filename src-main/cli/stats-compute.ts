@@ -3,9 +3,10 @@ import { DEFAULT_CNN_MODE, verifiedCnn } from '../engine/cnn/index.ts';
 import { splitImagePaths } from '../engine/datasets/flickr8k.ts';
 import { SagasuError } from '../engine/errors.ts';
 import { FneExtractor, StatsAccumulator, saveStats, statsBinPath } from '../engine/fne/index.ts';
+import { runCommand } from './run.ts';
 
 /** Recomputes models/fne/stats.{bin,json}: mean and std of every raw FNE feature over the Flickr8k train split. */
-try {
+await runCommand('stats:compute', async () => {
   const files = await splitImagePaths('train');
   const mode = DEFAULT_CNN_MODE;
   const manifest = await verifiedCnn(mode);
@@ -44,8 +45,4 @@ try {
     computedAt: new Date().toISOString(),
   });
   console.log(`wrote ${statsBinPath} from ${acc.count} images`);
-} catch (error) {
-  if (!(error instanceof SagasuError)) throw error;
-  console.error(`stats:compute: ${error.message}`);
-  process.exitCode = 1;
-}
+});
