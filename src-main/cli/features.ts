@@ -42,7 +42,8 @@ export function registerFeatures(program: Command): void {
       if (!Number.isInteger(batchSize) || batchSize < 1)
         program.error(`--batch: expected a positive integer, got "${options.batch}"`);
       const labels = await loadLabels(labelsPath);
-      const extractor = await FneExtractor.open({ mode: options.mode });
+      // stderr, so --json output stays one JSON document.
+      const extractor = await FneExtractor.open({ mode: options.mode, log: (line) => console.error(line) });
       const reports: FeaturesReport[] = [];
       for await (const result of extractor.extract(images, { batchSize })) {
         const report: FeaturesReport = result.ok
