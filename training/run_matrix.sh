@@ -21,12 +21,12 @@ run() { # name features loss epochs [more train.py arguments]
 
 stream_a() {
   run fne-sh fne sh 20
-  run fne-sh-drop fne sh 15 --feature-dropout 0.5
+  run fne-sh-drop fne sh 20 --feature-dropout 0.5
   run fne-mh fne mh 12
 }
 stream_b() {
   run one-layer-sh one-layer sh 20
-  run one-layer-sh-drop one-layer sh 15 --feature-dropout 0.5
+  run one-layer-sh-drop one-layer sh 20 --feature-dropout 0.5
   run one-layer-mh one-layer mh 12
   run fne-blocks-sh fne-blocks sh 12
   run fne-last-sh fne-last sh 12
