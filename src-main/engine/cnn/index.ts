@@ -9,7 +9,7 @@ export { readTflite } from './tflite.ts';
 
 import type { CnnMode } from './converter.ts';
 /**
- * float, chosen by measurement (docs/BENCHMARKS.md). With the Full-Network outputs, float runs ~1.8x faster
+ * float, chosen by measurement (docs/BENCHMARKS.md). With the Full-Network outputs, float runs ~1.5x faster
  * on CPU: onnxruntime executes the qdq graph's convolutions in an int8 NHWC layout, so each of the 52 pooled
  * branches first dequantizes and transposes a whole activation map (43 % of qdq's time in a profile); float
  * pools inside its own blocked layout. Float is also what GPU execution providers run natively. The two modes
