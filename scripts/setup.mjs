@@ -64,3 +64,30 @@ if (!run('bash', ['scripts/setup-training.sh'])) {
     'training/.venv could not be set up (see above); the training tests will be skipped (needs Python 3.11 and a pip index, then scripts/setup-training.sh)',
   );
 }
+
+// 5. System tools the tests and the app use: exiftool reads and writes XMP sidecars, Chromium runs the browser
+// tests. Debian packages, installed when missing and this machine can (root with apt-get); otherwise the tests
+// that need them skip and say why.
+const missing = [
+  ['/usr/bin/exiftool', 'libimage-exiftool-perl'],
+  ['/usr/bin/chromium', 'chromium'],
+].filter(([file]) => !existsSync(file));
+if (missing.length === 0) {
+  say('system tools are present: exiftool, chromium');
+} else {
+  const packages = missing.map(([, name]) => name);
+  const canApt =
+    process.getuid?.() === 0 && spawnSync('apt-get', ['--version'], { stdio: 'ignore' }).status === 0;
+  const env = { DEBIAN_FRONTEND: 'noninteractive' };
+  if (
+    canApt &&
+    run('apt-get', ['update', '-qq'], env) &&
+    run('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...packages], env)
+  ) {
+    say(`installed ${packages.join(', ')}`);
+  } else {
+    say(
+      `could not install ${packages.join(', ')} (needs root and apt-get); the XMP and browser tests will be skipped`,
+    );
+  }
+}
