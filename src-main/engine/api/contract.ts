@@ -65,8 +65,20 @@ export const methods = {
       message: 'give exactly one of imageId or path',
     }),
   'image.get': z.object({ imageId: id }).strict(),
-  /** Auto-captions and tags, computed (and stored) when the photo has none yet, or when refresh is set. */
-  'image.describe': z.object({ imageId: id, refresh: z.boolean().default(false) }).strict(),
+  /**
+   * Auto-captions and tags of an indexed photo, computed (and stored) when it has none yet or on refresh; or of
+   * any image file by path (computed, not stored).
+   */
+  'image.describe': z
+    .object({
+      imageId: id.optional(),
+      path: z.string().min(1).max(4096).optional(),
+      refresh: z.boolean().default(false),
+    })
+    .strict()
+    .refine((v) => (v.imageId === undefined) !== (v.path === undefined), {
+      message: 'give exactly one of imageId or path',
+    }),
   /** Why this photo matches this sentence: the score split by CNN layer and block. */
   'image.explain': z
     .object({ imageId: id, query: z.string().min(1).max(10_000), lang: z.enum(LANGS).default('auto') })
@@ -80,8 +92,11 @@ export const methods = {
     .object({ imageId: id, tagId: id, status: z.enum(['accepted', 'rejected', 'proposed']) })
     .strict(),
   'tag.add': z.object({ imageId: id, text: z.string().trim().min(1).max(200) }).strict(),
-  /** Writes accepted tags and caption into each photo's XMP sidecar (merged; the photo is never touched). */
-  'xmp.write': z.object({ imageIds: z.array(id).min(1).max(100_000) }).strict(),
+  /**
+   * Writes accepted tags and caption into each photo's XMP sidecar (merged; the photo is never touched). Without
+   * imageIds: every photo that has an accepted tag or caption.
+   */
+  'xmp.write': z.object({ imageIds: z.array(id).min(1).max(100_000).optional() }).strict(),
   export: z.object({ format: z.enum(['csv', 'json']) }).strict(),
 } as const;
 
@@ -250,4 +265,11 @@ export function toApiError(error: unknown): ApiError {
     return { code: error.code, subject: error.subject, message: error.message };
   const message = error instanceof Error ? error.message : String(error);
   return { code: 'internal', subject: 'sagasu', message };
+}
+
+/** The SagasuError an ApiError came from, for proxies that carry errors across a thread or the network. */
+export function fromApiError(error: ApiError): SagasuError {
+  const prefix = `${error.subject}: `;
+  const reason = error.message.startsWith(prefix) ? error.message.slice(prefix.length) : error.message;
+  return new SagasuError(error.code, error.subject, reason);
 }
