@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import { registerEval } from './eval-command.ts';
 import { registerFeatures } from './features.ts';
 import { runCommand } from './run.ts';
 
@@ -6,6 +7,7 @@ const program = new Command('sagasu')
   .description('find photos by sentence; caption and tag them')
   .showHelpAfterError();
 registerFeatures(program);
+registerEval(program);
 
 await runCommand('sagasu', async () => {
   await program.parseAsync(process.argv);

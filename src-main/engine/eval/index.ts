@@ -1,3 +1,13 @@
+export {
+  type CaptionLang,
+  type DatasetFormat,
+  detectLang,
+  type EvalCaption,
+  type EvalDataset,
+  FLICKR8K_JA_CAPTIONS_FILE,
+  type LoadDatasetOptions,
+  loadEvalDataset,
+} from './datasets.ts';
 export { type CaptionedImages, evaluateJointModel, type JointEvaluation } from './evaluate.ts';
 export { defaultPreparedDir, type EvalSplit, loadPreparedSplit, type PreparedSplit } from './prepared.ts';
 export {
@@ -10,3 +20,37 @@ export {
   rankMetrics,
   rankRetrieval,
 } from './protocol.ts';
+export {
+  figureRows,
+  figureTable,
+  type ReportFiles,
+  type ReportOptions,
+  reportHtml,
+  reportMarkdown,
+  writeEvalReport,
+} from './report.ts';
+export {
+  chooseModels,
+  type DirectionFigures,
+  EMBEDDING_CHOICES,
+  type EmbeddingChoice,
+  type EvalLang,
+  type EvalRun,
+  evalSummary,
+  type LayerExplain,
+  type LayerShares,
+  type ModelDetails,
+  type ModelFigures,
+  openEnglishModel,
+  type RetrievalFailure,
+  type RunEvalOptions,
+  runEval,
+  type SkippedCaption,
+} from './run.ts';
+export {
+  defaultVectorCacheRoot,
+  type FeatureOptions,
+  type ImageFailure,
+  type ImageFeatureSet,
+  imageFeatures,
+} from './vectors.ts';

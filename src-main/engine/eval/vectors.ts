@@ -1,0 +1,174 @@
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { join } from 'node:path';
+import { DEFAULT_CNN_MODE, verifiedCnn } from '../cnn/index.ts';
+import { type CachedFeatures, FeatureCache, featureCacheDir } from '../datasets/prepare.ts';
+import { SagasuError } from '../errors.ts';
+import { DEFAULT_THRESHOLDS, FneExtractor, type FneStats, loadStats, statsMetaPath } from '../fne/index.ts';
+import { decodeForCnn } from '../image/index.ts';
+import { cacheDir } from '../paths.ts';
+
+/** Where `sagasu eval` keeps image features, one folder per CNN and statistics (see FeatureCache). */
+export const defaultVectorCacheRoot = join(cacheDir, 'eval-vectors');
+
+export interface ImageFailure {
+  /** Index into the data set's images. */
+  image: number;
+  file: string;
+  code: string;
+  reason: string;
+}
+
+/** Every image's features, found by content in the cache (computed first where missing). */
+export interface ImageFeatureSet {
+  cache: FeatureCache;
+  /** sha256 of each image's bytes; undefined for an image that failed. */
+  sha256: (string | undefined)[];
+  failed: ImageFailure[];
+  /** Images whose features went through the CNN in this run, and those read from the cache. */
+  computed: number;
+  reused: number;
+  seconds: { hash: number; cnn: number };
+}
+
+export interface FeatureOptions {
+  /** Parent of the per-model cache folders (default .cache/eval-vectors). */
+  cacheRoot?: string;
+  batchSize?: number;
+  threads?: number;
+  log?: (line: string) => void;
+  /** After each image the CNN had to compute. */
+  onProgress?: (done: number, total: number) => void;
+}
+
+async function mapPool<T, R>(items: readonly T[], width: number, fn: (item: T, k: number) => Promise<R>) {
+  const results = new Array<R>(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const k = next++;
+      results[k] = await fn(items[k] as T, k);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(width, items.length) }, worker));
+  return results;
+}
+
+async function sha256File(file: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+/**
+ * Hashes every image, then runs the CNN only on contents the cache lacks. Features are keyed by the bytes'
+ * sha256, so renamed or copied photos cost nothing and a second run on the same photos never touches the CNN.
+ * An image that cannot be read or decoded is listed with its reason and the rest go on.
+ */
+export async function imageFeatures(files: readonly string[], options: FeatureOptions = {}) {
+  const log = options.log ?? (() => {});
+  const manifest = await verifiedCnn(DEFAULT_CNN_MODE);
+  const stats: FneStats = await loadStats();
+  if (stats.meta.cnnSha256 !== manifest.onnx.sha256)
+    throw new SagasuError(
+      'stats-mismatch',
+      statsMetaPath,
+      `the statistics were computed with the CNN ${stats.meta.cnnSha256}, not the built ${manifest.onnx.sha256}; run \`npm run stats:compute\``,
+    );
+  const cache = new FeatureCache(
+    featureCacheDir(manifest.onnx.sha256, stats.meta.sha256, options.cacheRoot ?? defaultVectorCacheRoot),
+    manifest.fneDim,
+    manifest.oneLayer.channels,
+    DEFAULT_THRESHOLDS,
+  );
+  const t0 = performance.now();
+  const failed: ImageFailure[] = [];
+  const sha256 = await mapPool(files, 8, async (file, image) => {
+    try {
+      return await sha256File(file);
+    } catch {
+      // The decoder's reader names every way a file can be unreadable (missing, a folder, permissions).
+      const error = await decodeForCnn(file).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      const e = error as { code?: string; reason?: string; message?: string } | undefined;
+      failed.push({
+        image,
+        file,
+        code: e?.code ?? 'read-failed',
+        reason: e?.reason ?? e?.message ?? 'unreadable',
+      });
+      return undefined;
+    }
+  });
+  const missing = new Map<string, number[]>();
+  for (const [image, sha] of sha256.entries()) {
+    if (!sha || (!missing.has(sha) && (await cache.get(sha)) !== undefined)) continue;
+    missing.set(sha, [...(missing.get(sha) ?? []), image]);
+  }
+  const t1 = performance.now();
+  const distinct = new Set(sha256.filter(Boolean)).size;
+  log(`eval: features of ${distinct - missing.size} images from ${cache.dir}, ${missing.size} to compute`);
+  if (missing.size > 0) {
+    const extractor = await FneExtractor.open({
+      stats,
+      ...(options.threads ? { threads: options.threads } : {}),
+      log,
+    });
+    try {
+      const pending = [...missing];
+      let done = 0;
+      for await (const result of extractor.extract(
+        pending.map(([, images]) => files[images[0] as number] as string),
+        { batchSize: options.batchSize ?? 16 },
+      )) {
+        const [sha, images] = pending[done++] as [string, number[]];
+        if (result.ok) {
+          const { fne, oneLayer } = result.features;
+          if (!fne) throw new Error('the extractor ran without statistics');
+          await cache.put(sha, { fne, oneLayer });
+        } else {
+          for (const image of images) {
+            failed.push({
+              image,
+              file: files[image] as string,
+              code: result.error.code,
+              reason: result.error.reason,
+            });
+            sha256[image] = undefined;
+          }
+        }
+        options.onProgress?.(done, pending.length);
+      }
+    } finally {
+      await extractor.close();
+    }
+  }
+  const t2 = performance.now();
+  failed.sort((a, b) => a.image - b.image);
+  return {
+    cache,
+    sha256,
+    failed,
+    computed: missing.size,
+    reused: distinct - missing.size,
+    seconds: { hash: (t1 - t0) / 1000, cnn: (t2 - t1) / 1000 },
+  } satisfies ImageFeatureSet;
+}
+
+/** The cached features of one content; a cache emptied under a running evaluation is an error, not a guess. */
+export async function readFeatures(
+  cache: FeatureCache,
+  sha256: string,
+  file: string,
+): Promise<CachedFeatures> {
+  const features = await cache.get(sha256);
+  if (!features)
+    throw new SagasuError(
+      'cache-changed',
+      cache.path(sha256),
+      `the features of ${file} vanished from the cache during the run; run again`,
+    );
+  return features;
+}
