@@ -1,0 +1,812 @@
+import { createHash } from 'node:crypto';
+import { accessSync, constants, existsSync, mkdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { availableParallelism } from 'node:os';
+import { isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { watch as chokidarWatch, type FSWatcher } from 'chokidar';
+import { Piscina } from 'piscina';
+import type {
+  Caption,
+  FileType,
+  IndexProgress,
+  IndexState,
+  ReviewStatus,
+  RootInfo,
+  SearchFilters,
+  Tag,
+} from '../api/contract.ts';
+import { ArgumentError } from '../errors.ts';
+import { FneExtractor } from '../fne/index.ts';
+import { JointModel, jointModelsDir, MANIFEST_FILE, readJointManifest } from '../joint/index.ts';
+import { Catalog, type ImageRecord, type KnownFile } from './catalog.ts';
+import type { DecodeResult, DecodeTask } from './decode-worker.ts';
+import { acquireLock } from './lock.ts';
+import { dequantize, quantize } from './quantize.ts';
+import {
+  DEFAULT_HNSW,
+  type HnswParams,
+  IndexSaveError,
+  type SavedIndexState,
+  VectorIndex,
+} from './vector-index.ts';
+import { skippedName, type WalkedFile, walk } from './walker.ts';
+
+export const CATALOG_FILE = 'catalog.db';
+export const INDEX_FILE = 'vectors.hnsw';
+
+export interface LibraryOptions {
+  /** The library folder: catalog.db, vectors.hnsw and the lock live here (created when missing). */
+  dir: string;
+  /** The joint model; default models/joint/fne. */
+  modelDir?: string;
+  /** Already open model and image path (the engine shares them; tests too). Opened lazily otherwise. */
+  model?: JointModel;
+  extractor?: FneExtractor;
+  /** Decode worker threads (default: one per core). */
+  workers?: number;
+  /** Photos per CNN batch (default 8, the measured best on CPU). */
+  batchSize?: number;
+  hnsw?: Partial<HnswParams>;
+  /** Seconds between index checkpoints while indexing (default 60). */
+  checkpointSeconds?: number;
+}
+
+interface IndexStateMeta extends SavedIndexState {
+  model: string;
+  dim: number;
+  seq: number;
+}
+
+type Job = { id: number; path: string; rootId: number };
+
+const workerUrl = new URL(
+  import.meta.url.endsWith('.ts') ? './decode-worker.ts' : './decode-worker.js',
+  import.meta.url,
+);
+
+const FORMAT_TYPES: Record<string, FileType> = {
+  jpeg: 'jpeg',
+  png: 'png',
+  webp: 'webp',
+  tiff: 'tiff',
+  gif: 'gif',
+  avif: 'avif',
+  heic: 'heic',
+};
+
+/**
+ * A photo library: the catalog (SQLite, the source of truth), the vector index (HNSW, rebuilt from the
+ * catalog whenever it is missing, stale or damaged), the walker and incremental indexer, and the watcher.
+ * One process holds a library at a time (a pid lock file).
+ */
+export class Library {
+  private vectors!: VectorIndex;
+  private readonly indexFile: string;
+  private model: JointModel | undefined;
+  private extractor: FneExtractor | undefined;
+  private readonly ownsModel: boolean;
+  private readonly ownsExtractor: boolean;
+  private pool: Piscina<DecodeTask, DecodeResult> | undefined;
+  private running: Promise<IndexProgress> | null = null;
+  private state: IndexProgress = idleProgress();
+  private paused = false;
+  private resumeGate: (() => void) | null = null;
+  private cancelled = false;
+  private watcher: FSWatcher | null = null;
+  private watchTimer: NodeJS.Timeout | null = null;
+  private offlinePoll: NodeJS.Timeout | null = null;
+  private watchDirty = false;
+  private readonly offline = new Set<number>();
+  private closed = false;
+
+  private constructor(
+    readonly dir: string,
+    private readonly catalog: Catalog,
+    private readonly release: () => void,
+    private readonly modelDir: string,
+    /** Manifest name + sha256 of its manifest.json: embeddings of another version are re-embedded. */
+    readonly modelVersion: string,
+    readonly dim: number,
+    private readonly options: LibraryOptions,
+    private readonly hnsw: HnswParams,
+  ) {
+    this.indexFile = join(dir, INDEX_FILE);
+    this.model = options.model;
+    this.extractor = options.extractor;
+    this.ownsModel = !options.model;
+    this.ownsExtractor = !options.extractor;
+  }
+
+  static async open(options: LibraryOptions): Promise<Library> {
+    const dir = resolve(options.dir);
+    mkdirSync(dir, { recursive: true });
+    const modelDir = options.modelDir ?? options.model?.dir ?? join(jointModelsDir, 'fne');
+    const manifest = options.model?.manifest ?? (await readJointManifest(modelDir));
+    const manifestSha = createHash('sha256')
+      .update(readFileSync(join(modelDir, MANIFEST_FILE)))
+      .digest('hex');
+    const modelVersion = `${manifest.name}@${manifestSha.slice(0, 16)}`;
+    const release = acquireLock(dir);
+    let catalog: Catalog | undefined;
+    try {
+      catalog = new Catalog(join(dir, CATALOG_FILE));
+      const hnsw = { ...DEFAULT_HNSW, ...options.hnsw };
+      const library = new Library(dir, catalog, release, modelDir, modelVersion, manifest.dim, options, hnsw);
+      catalog.requeueOtherModels(modelVersion);
+      library.openVectors();
+      library.refreshOnline();
+      return library;
+    } catch (error) {
+      catalog?.close();
+      release();
+      throw error;
+    }
+  }
+
+  // ---- vectors: catalog -> HNSW
+
+  /** Loads the saved index and replays the vector changes made since it was saved; rebuilds when it can't. */
+  private openVectors(): void {
+    const meta = this.savedState();
+    if (meta && meta.model === this.modelVersion && meta.dim === this.dim && existsSync(this.indexFile)) {
+      try {
+        const index = VectorIndex.load(this.indexFile, this.dim, meta, this.hnsw);
+        for (const id of this.catalog.vectorChangesSince(meta.seq)) this.syncVector(index, id);
+        if (index.size === this.catalog.vectorCount(this.modelVersion) && this.tombstonesAcceptable(index)) {
+          this.vectors = index;
+          return;
+        }
+      } catch {
+        // Missing, stale, corrupt or foreign: the catalog has every vector, so rebuild.
+      }
+    }
+    this.rebuildVectors();
+  }
+
+  private tombstonesAcceptable(index: VectorIndex): boolean {
+    // Tombstones still cost search time and file space; past a quarter of the graph, a rebuild is cheaper.
+    return index.deletedCount <= Math.max(1000, index.size / 4);
+  }
+
+  /** Builds the index from the catalog's vectors. Public for tools; opening does it when needed. */
+  rebuildVectors(): void {
+    const count = this.catalog.vectorCount(this.modelVersion);
+    const index = VectorIndex.create(this.dim, Math.ceil(count * 1.25) + 64, this.hnsw);
+    for (const v of this.catalog.vectors(this.modelVersion)) index.upsert(v.id, dequantize(v.q, v.scale));
+    this.vectors = index;
+    // The saved file (if any) no longer matches: forget it so a crash before the next save rebuilds again.
+    this.catalog.setMeta('hnsw', 'null');
+  }
+
+  private syncVector(index: VectorIndex, id: number): void {
+    const v = this.catalog.vector(id, this.modelVersion);
+    if (v) index.upsert(id, dequantize(v.q, v.scale));
+    else index.remove(id);
+  }
+
+  private savedState(): IndexStateMeta | null {
+    try {
+      return JSON.parse(this.catalog.meta('hnsw') ?? 'null') as IndexStateMeta | null;
+    } catch {
+      return null;
+    }
+  }
+
+  /** Saves the vector index atomically; on failure (IndexSaveError) the previous file and the catalog are intact. */
+  saveIndex(): void {
+    const seq = this.catalog.lastVectorSeq();
+    const saved = this.vectors.save(this.indexFile);
+    const meta: IndexStateMeta = { ...saved, model: this.modelVersion, dim: this.dim, seq };
+    this.catalog.transaction(() => {
+      this.catalog.setMeta('hnsw', JSON.stringify(meta));
+      this.catalog.pruneVectorLog(seq);
+    });
+  }
+
+  /** How many vectors the search index holds (equals the catalog's vectors of this model). */
+  indexedVectors(): number {
+    return this.vectors.size;
+  }
+
+  // ---- roots
+
+  addRoot(path: string): RootInfo {
+    if (!isAbsolute(path)) throw new ArgumentError('path', `${path} is not an absolute path`);
+    let real: string;
+    try {
+      real = realpathSync(path);
+      if (!statSync(real).isDirectory()) throw new ArgumentError('path', `${path} is not a folder`);
+      accessSync(real, constants.R_OK | constants.X_OK);
+    } catch (error) {
+      if (error instanceof ArgumentError) throw error;
+      const code = (error as NodeJS.ErrnoException).code;
+      throw new ArgumentError(
+        'path',
+        code === 'ENOENT' ? `${path} does not exist` : `${path} cannot be read (${code ?? 'error'})`,
+      );
+    }
+    for (const root of this.catalog.rootRows()) {
+      if (root.path === real) throw new ArgumentError('path', `${path} is already a library folder`);
+      if (inside(real, root.path))
+        throw new ArgumentError('path', `${path} is inside the library folder ${root.path}`);
+      if (inside(root.path, real)) {
+        throw new ArgumentError(
+          'path',
+          `${path} contains the library folder ${root.path}; remove that one first`,
+        );
+      }
+    }
+    const id = this.catalog.insertRoot(real);
+    void this.rewatch();
+    return this.roots().find((r) => r.id === id) as RootInfo;
+  }
+
+  removeRoot(rootId: number): { removedImages: number } {
+    if (!this.catalog.root(rootId)) throw new ArgumentError('rootId', `no library folder has id ${rootId}`);
+    const ids = this.catalog.imageIdsOfRoot(rootId);
+    const removedImages = this.catalog.deleteRoot(rootId);
+    for (const id of ids) this.vectors.remove(id);
+    this.offline.delete(rootId);
+    void this.rewatch();
+    return { removedImages };
+  }
+
+  roots(): RootInfo[] {
+    this.refreshOnline();
+    return this.catalog.rootInfos((path) => isDir(path));
+  }
+
+  private refreshOnline(): void {
+    for (const root of this.catalog.rootRows()) {
+      if (isDir(root.path)) this.offline.delete(root.id);
+      else this.offline.add(root.id);
+    }
+  }
+
+  counts(): { total: number; indexed: number; failed: number; pending: number } {
+    return this.catalog.counts(this.modelVersion);
+  }
+
+  // ---- images, vectors, search
+
+  image(imageId: number): ImageRecord | null {
+    return this.catalog.image(imageId);
+  }
+
+  imageByPath(path: string): ImageRecord | null {
+    return this.catalog.imageByPath(path);
+  }
+
+  allImages(): Iterable<ImageRecord> {
+    return this.catalog.allImages();
+  }
+
+  vector(imageId: number): Float32Array | null {
+    const v = this.catalog.vector(imageId, this.modelVersion);
+    return v ? dequantize(v.q, v.scale) : null;
+  }
+
+  nearest(
+    query: Float32Array,
+    k: number,
+    allow?: (imageId: number) => boolean,
+  ): Array<{ imageId: number; score: number }> {
+    if (query.length !== this.dim)
+      throw new ArgumentError('query', `expected ${this.dim} values, got ${query.length}`);
+    // Photos of an unplugged disk stay in the catalog but are not offered: they cannot be opened.
+    const hidden = this.offline.size > 0 ? this.offlineImageIds() : null;
+    const filter =
+      hidden && allow
+        ? (id: number) => !hidden.has(id) && allow(id)
+        : hidden
+          ? (id: number) => !hidden.has(id)
+          : allow;
+    return this.vectors.search(query, k, filter).map((r) => ({ imageId: r.label, score: r.score }));
+  }
+
+  private offlineImageIds(): Set<number> {
+    const ids = new Set<number>();
+    for (const rootId of this.offline) for (const id of this.catalog.imageIdsOfRoot(rootId)) ids.add(id);
+    return ids;
+  }
+
+  filterIds(filters: SearchFilters): Set<number> | null {
+    return this.catalog.filterIds(filters);
+  }
+
+  keyword(query: string, limit: number): Array<{ imageId: number; rank: number }> {
+    return this.catalog.keyword(query, limit);
+  }
+
+  // ---- captions and tags
+
+  descriptions(imageId: number): { captions: Caption[]; tags: Tag[] } {
+    return this.catalog.descriptions(imageId);
+  }
+
+  setAutoDescriptions(
+    imageId: number,
+    captions: Array<{ text: string; score: number }>,
+    tags: Array<{ text: string; confidence: number }>,
+  ): void {
+    this.catalog.setAutoDescriptions(imageId, captions, tags);
+  }
+
+  reviewCaption(imageId: number, captionId: number, status: ReviewStatus): Caption {
+    return this.catalog.reviewCaption(imageId, captionId, status);
+  }
+
+  addCaption(imageId: number, text: string): Caption {
+    return this.catalog.addCaption(imageId, text);
+  }
+
+  reviewTag(imageId: number, tagId: number, status: ReviewStatus): Tag {
+    return this.catalog.reviewTag(imageId, tagId, status);
+  }
+
+  addTag(imageId: number, text: string): Tag {
+    return this.catalog.addTag(imageId, text);
+  }
+
+  // ---- indexing
+
+  progress(): IndexProgress {
+    return { ...this.state };
+  }
+
+  pause(): void {
+    if (!this.running || this.paused) return;
+    this.paused = true;
+    this.state = { ...this.state, state: 'paused' };
+  }
+
+  resume(): void {
+    if (!this.paused) return;
+    this.paused = false;
+    if (this.running) this.state = { ...this.state, state: 'running' };
+    this.resumeGate?.();
+    this.resumeGate = null;
+  }
+
+  cancel(): void {
+    if (!this.running) return;
+    this.cancelled = true;
+    this.resume();
+  }
+
+  /**
+   * Walks the roots (all, or one) and brings the catalog up to date: new photos embedded, changed ones
+   * (size/mtime, confirmed by hash) re-embedded, moved ones re-pathed by hash, deleted ones removed, offline
+   * roots left alone. Resolves when done or cancelled; a run already going is joined, not doubled.
+   */
+  index(options: { rootId?: number; onProgress?: (p: IndexProgress) => void } = {}): Promise<IndexProgress> {
+    if (this.closed) return Promise.reject(new ArgumentError('library', 'the library is closed'));
+    if (this.running) return this.running;
+    if (options.rootId !== undefined && !this.catalog.root(options.rootId)) {
+      return Promise.reject(new ArgumentError('rootId', `no library folder has id ${options.rootId}`));
+    }
+    this.cancelled = false;
+    this.paused = false;
+    const run = this.runIndex(options.rootId, options.onProgress ?? (() => {}), new Set());
+    this.running = run.finally(() => {
+      this.running = null;
+    });
+    return this.running;
+  }
+
+  private async runIndex(
+    rootId: number | undefined,
+    onProgress: (p: IndexProgress) => void,
+    changed: Set<number>,
+  ): Promise<IndexProgress> {
+    const emit = (patch: Partial<IndexProgress>) => {
+      this.state = { ...this.state, ...patch };
+      if (this.paused && this.state.state === 'running') this.state.state = 'paused';
+      onProgress({ ...this.state });
+    };
+    const job = this.catalog.startJob(rootId ?? null);
+    this.state = { ...idleProgress(), state: 'walking' };
+    emit({});
+    let finalState: IndexState = 'done';
+    try {
+      const roots = this.catalog.rootRows().filter((r) => rootId === undefined || r.id === rootId);
+      const online = await this.reconcile(roots, changed);
+      if (this.cancelled) finalState = 'cancelled';
+      else {
+        const jobs = this.catalog.pending(online);
+        emit({ state: 'running', total: jobs.length });
+        finalState = await this.embedAll(jobs, emit, changed);
+      }
+    } finally {
+      this.catalog.finishJob(job, finalState, this.state.total, this.state.done, this.state.failed);
+      emit({ state: finalState, currentFile: null, etaSeconds: finalState === 'done' ? 0 : null });
+      this.lastChanged = [...changed];
+    }
+    // A save failure is reported to the caller; the catalog is complete and the old index file intact.
+    this.saveIndex();
+    return this.progress();
+  }
+
+  /** Image ids the last indexing run added, changed, moved or removed (what the watcher reports). */
+  private lastChanged: number[] = [];
+
+  /** Walk the roots and bring the catalog's file list in line; returns the ids of the roots that are online. */
+  private async reconcile(
+    roots: Array<{ id: number; path: string }>,
+    changed: Set<number>,
+  ): Promise<number[]> {
+    const online: number[] = [];
+    const walked = new Map<number, { root: string; files: WalkedFile[]; unreadable: string[] }>();
+    for (const root of roots) {
+      if (!isDir(root.path)) {
+        this.offline.add(root.id);
+        continue;
+      }
+      try {
+        const result = await walk(root.path);
+        walked.set(root.id, { root: root.path, ...result });
+        this.offline.delete(root.id);
+        online.push(root.id);
+      } catch {
+        this.offline.add(root.id);
+      }
+      if (this.cancelled) return online;
+    }
+
+    const fresh: Array<{ rootId: number; root: string; file: WalkedFile }> = [];
+    const modified: Array<{ known: KnownFile; file: WalkedFile }> = [];
+    const missing: KnownFile[] = [];
+    for (const [rootId, { root, files, unreadable }] of walked) {
+      const known = new Map(this.catalog.knownFiles(rootId).map((k) => [k.path, k]));
+      for (const file of files) {
+        const k = known.get(file.path);
+        known.delete(file.path);
+        if (!k) fresh.push({ rootId, root, file });
+        else if (k.bytes !== file.bytes || k.mtimeMs !== file.mtimeMs) modified.push({ known: k, file });
+      }
+      // Not seen: gone, unless its folder could not be listed this time.
+      for (const k of known.values()) if (!unreadable.some((dir) => inside(k.path, dir))) missing.push(k);
+    }
+
+    const hashes = new Map<string, string | null>();
+    const needHash = [
+      ...(missing.some((m) => m.hash) ? fresh.map((f) => f.file.path) : []),
+      ...modified.filter((m) => m.known.hash).map((m) => m.file.path),
+    ];
+    if (needHash.length > 0) {
+      const pool = this.decodePool();
+      const results = await Promise.all(needHash.map((path) => pool.run({ path, mode: 'hash' })));
+      for (const r of results) hashes.set(r.path, r.kind === 'hashed' ? r.hash : null);
+    }
+
+    this.catalog.transaction(() => {
+      const movedFrom = new Map<string, KnownFile[]>();
+      for (const m of missing) if (m.hash) movedFrom.set(m.hash, [...(movedFrom.get(m.hash) ?? []), m]);
+      const gone = new Set(missing.map((m) => m.id));
+      for (const { rootId, root, file } of fresh) {
+        const hash = hashes.get(file.path);
+        const from = hash ? movedFrom.get(hash)?.pop() : undefined;
+        if (from) {
+          this.catalog.repath(from.id, rootId, root, file.path, file.bytes, file.mtimeMs);
+          gone.delete(from.id);
+          changed.add(from.id);
+        } else {
+          changed.add(this.catalog.insertPending(rootId, root, file.path, file.bytes, file.mtimeMs));
+        }
+      }
+      for (const { known, file } of modified) {
+        if (known.hash && hashes.get(file.path) === known.hash)
+          this.catalog.touch(known.id, file.bytes, file.mtimeMs);
+        else {
+          this.catalog.markChanged(known.id, file.bytes, file.mtimeMs);
+          changed.add(known.id);
+        }
+      }
+      for (const id of gone) {
+        this.catalog.deleteImage(id);
+        changed.add(id);
+      }
+    });
+    for (const m of missing) if (!this.catalog.image(m.id)) this.vectors.remove(m.id);
+    return online;
+  }
+
+  private async embedAll(
+    jobs: Job[],
+    emit: (patch: Partial<IndexProgress>) => void,
+    changed: Set<number>,
+  ): Promise<IndexState> {
+    if (jobs.length === 0) return 'done';
+    const extractor = await this.openExtractor();
+    const model = await this.openModel();
+    const pool = this.decodePool();
+    const batchSize = this.options.batchSize ?? 8;
+    // Enough decodes in flight that the workers never wait for the CNN, bounded so memory stays small.
+    const window = batchSize * 2 + pool.maxThreads;
+    const checkpointMs = (this.options.checkpointSeconds ?? 60) * 1000;
+    let lastCheckpoint = Date.now();
+    let done = 0;
+    let failed = 0;
+    let activeMs = 0;
+    let activeSince = Date.now();
+
+    const inflight: Array<Promise<DecodeResult>> = [];
+    let next = 0;
+    const fill = async () => {
+      while (inflight.length < window && next < jobs.length && !this.cancelled) {
+        if (this.paused) {
+          activeMs += Date.now() - activeSince;
+          await new Promise<void>((resolve) => {
+            this.resumeGate = resolve;
+          });
+          activeSince = Date.now();
+          if (this.cancelled) break;
+        }
+        const job = jobs[next++] as Job;
+        inflight.push(pool.run({ path: job.path, mode: 'decode' }));
+      }
+    };
+    const idOf = new Map(jobs.map((j) => [j.path, j.id]));
+    const report = (currentFile: string | null) => {
+      const seconds = (activeMs + Date.now() - activeSince) / 1000;
+      const rate = seconds > 0 ? done / seconds : 0;
+      emit({
+        done,
+        failed,
+        imagesPerSecond: Math.round(rate * 10) / 10,
+        etaSeconds: rate > 0 ? Math.round((jobs.length - done) / rate) : null,
+        currentFile,
+      });
+    };
+
+    let batch: Array<Extract<DecodeResult, { kind: 'decoded' }>> = [];
+    const flush = async () => {
+      if (batch.length === 0) return;
+      const images = batch;
+      batch = [];
+      const features = await extractor.extractDecoded(
+        images.map((d) => ({
+          file: d.path,
+          pixels: d.pixels,
+          width: d.width,
+          height: d.height,
+          format: d.format,
+        })),
+      );
+      const vectors = await model.embedImages(features.map((f) => ({ fne: f.fne })));
+      const stored = images.map((_d, i) => quantize(vectors.subarray(i * this.dim, (i + 1) * this.dim)));
+      this.catalog.transaction(() => {
+        images.forEach((d, i) => {
+          const id = idOf.get(d.path) as number;
+          const { q, scale } = stored[i] as { q: Buffer; scale: number };
+          this.catalog.setIndexed(
+            id,
+            {
+              bytes: d.bytes,
+              mtimeMs: d.mtimeMs,
+              hash: d.hash,
+              width: d.width,
+              height: d.height,
+              takenAt: d.takenAt,
+              camera: d.camera,
+              type: FORMAT_TYPES[d.format] ?? null,
+            },
+            this.modelVersion,
+            q,
+            scale,
+          );
+        });
+      });
+      images.forEach((d, i) => {
+        const { q, scale } = stored[i] as { q: Buffer; scale: number };
+        const id = idOf.get(d.path) as number;
+        this.vectors.upsert(id, dequantize(q, scale));
+        changed.add(id);
+      });
+      done += images.length;
+      report(images.at(-1)?.path ?? null);
+      if (Date.now() - lastCheckpoint > checkpointMs) {
+        lastCheckpoint = Date.now();
+        this.saveIndex();
+      }
+    };
+
+    await fill();
+    while (inflight.length > 0) {
+      const result = await (inflight.shift() as Promise<DecodeResult>);
+      await fill();
+      const id = idOf.get(result.path) as number;
+      switch (result.kind) {
+        case 'decoded':
+          batch.push(result);
+          if (batch.length >= batchSize) await flush();
+          break;
+        case 'failed':
+          this.catalog.transaction(() =>
+            this.catalog.setFailed(id, result.reason, {
+              bytes: result.bytes,
+              mtimeMs: result.mtimeMs,
+              hash: result.hash,
+            }),
+          );
+          this.vectors.remove(id);
+          changed.add(id);
+          done++;
+          failed++;
+          report(result.path);
+          break;
+        case 'gone':
+          // Deleted between the walk and its turn: as if the walk had not seen it.
+          this.catalog.transaction(() => this.catalog.deleteImage(id));
+          this.vectors.remove(id);
+          changed.add(id);
+          done++;
+          report(result.path);
+          break;
+        case 'unstable':
+          // Still being written: it stays pending and the next pass (or the watcher) takes it.
+          done++;
+          report(result.path);
+          break;
+        case 'hashed':
+          break;
+      }
+      if (inflight.length === 0) await fill();
+    }
+    await flush();
+    return this.cancelled ? 'cancelled' : 'done';
+  }
+
+  private decodePool(): Piscina<DecodeTask, DecodeResult> {
+    if (!this.pool) {
+      const threads = this.options.workers ?? Math.max(1, availableParallelism());
+      this.pool = new Piscina<DecodeTask, DecodeResult>({
+        filename: workerUrl.href,
+        minThreads: threads,
+        maxThreads: threads,
+        // Source runs through tsx; a worker thread does not inherit a loader registered through its API.
+        execArgv: workerUrl.pathname.endsWith('.ts') ? ['--import', tsxLoader()] : [],
+      });
+    }
+    return this.pool;
+  }
+
+  private async openExtractor(): Promise<FneExtractor> {
+    this.extractor ??= await FneExtractor.open();
+    return this.extractor;
+  }
+
+  private async openModel(): Promise<JointModel> {
+    this.model ??= await JointModel.open(this.modelDir);
+    return this.model;
+  }
+
+  // ---- watching
+
+  /**
+   * Keeps the catalog current while the app runs: changes under the roots (debounced) trigger an incremental
+   * run; a root that vanishes goes offline (nothing deleted) and is picked up again when it returns.
+   */
+  async watch(onChange?: (imageIds: number[]) => void): Promise<void> {
+    this.onWatchChange = onChange;
+    await this.rewatch(true);
+    this.offlinePoll ??= setInterval(() => {
+      const before = new Set(this.offline);
+      this.refreshOnline();
+      const back = [...before].filter((id) => !this.offline.has(id));
+      const lost = [...this.offline].filter((id) => !before.has(id));
+      if (back.length > 0 || lost.length > 0) {
+        void this.rewatch();
+        this.scheduleWatchRun();
+      }
+    }, 2000);
+    this.offlinePoll.unref();
+  }
+
+  private onWatchChange: ((imageIds: number[]) => void) | undefined;
+
+  private async rewatch(start = false): Promise<void> {
+    if (!start && !this.watcher) return;
+    await this.watcher?.close();
+    const paths = this.catalog
+      .rootRows()
+      .map((r) => r.path)
+      .filter(isDir);
+    const watcher = chokidarWatch(paths, {
+      ignoreInitial: true,
+      ignored: (path) => path.split(sep).some((part) => part !== '' && skippedName(part)),
+      awaitWriteFinish: { stabilityThreshold: 300, pollInterval: 100 },
+    });
+    watcher.on('all', () => this.scheduleWatchRun());
+    // A vanished folder can surface as a watcher error (EACCES, ENOENT): the offline poll handles roots.
+    watcher.on('error', () => this.scheduleWatchRun());
+    this.watcher = watcher;
+    await new Promise<void>((resolve) => watcher.once('ready', () => resolve()));
+  }
+
+  private scheduleWatchRun(): void {
+    if (this.closed) return;
+    if (this.watchTimer) clearTimeout(this.watchTimer);
+    this.watchTimer = setTimeout(() => {
+      this.watchTimer = null;
+      if (this.running) {
+        this.watchDirty = true;
+        void this.running.finally(() => {
+          if (this.watchDirty) {
+            this.watchDirty = false;
+            this.scheduleWatchRun();
+          }
+        });
+        return;
+      }
+      this.index()
+        .then(() => {
+          if (this.lastChanged.length > 0) this.onWatchChange?.(this.lastChanged);
+        })
+        .catch(() => {});
+    }, 500);
+  }
+
+  async unwatch(): Promise<void> {
+    if (this.watchTimer) clearTimeout(this.watchTimer);
+    if (this.offlinePoll) clearInterval(this.offlinePoll);
+    this.watchTimer = null;
+    this.offlinePoll = null;
+    const watcher = this.watcher;
+    this.watcher = null;
+    await watcher?.close();
+  }
+
+  /** Stops indexing and watching, saves the index atomically, releases the lock. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.cancel();
+    await this.unwatch();
+    await this.running?.catch(() => undefined);
+    this.closed = true;
+    let saveError: unknown;
+    try {
+      this.saveIndex();
+    } catch (error) {
+      saveError = error;
+    }
+    await this.pool?.destroy();
+    if (this.ownsExtractor) await this.extractor?.close();
+    if (this.ownsModel) await this.model?.close();
+    this.catalog.close();
+    this.release();
+    if (saveError) throw saveError;
+  }
+}
+
+function idleProgress(): IndexProgress {
+  return {
+    state: 'idle',
+    done: 0,
+    total: 0,
+    failed: 0,
+    imagesPerSecond: 0,
+    etaSeconds: null,
+    currentFile: null,
+  };
+}
+
+function isDir(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+function inside(path: string, folder: string): boolean {
+  const rel = relative(folder, path);
+  return rel !== '' && !rel.startsWith('..') && !isAbsolute(rel);
+}
+
+function tsxLoader(): string {
+  return pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
+}
+
+export { IndexSaveError };

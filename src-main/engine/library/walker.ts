@@ -1,0 +1,79 @@
+import type { Dirent } from 'node:fs';
+import { readdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { typeFromName } from './catalog.ts';
+
+export interface WalkedFile {
+  path: string;
+  bytes: number;
+  mtimeMs: number;
+}
+
+export interface WalkResult {
+  files: WalkedFile[];
+  /** Folders that could not be listed (permissions, vanished mid-walk): their photos are left as they were. */
+  unreadable: string[];
+}
+
+/** Folders that hold system or NAS metadata, never a person's photos (compared lower-case). */
+const SYSTEM_FOLDERS = new Set([
+  '$recycle.bin',
+  'system volume information',
+  'lost+found',
+  '@eadir',
+  '#recycle',
+  '#snapshot',
+  'node_modules',
+]);
+
+export function skippedName(name: string): boolean {
+  return name.startsWith('.') || name.startsWith('~$') || SYSTEM_FOLDERS.has(name.toLowerCase());
+}
+
+/**
+ * Every photo file (by extension; the content is checked when it is decoded) under `root`. Hidden and system
+ * folders are skipped; symlinks are followed, but a folder reached twice (a loop, or two links to one place)
+ * is listed once, by its device and inode.
+ */
+export async function walk(root: string): Promise<WalkResult> {
+  const files: WalkedFile[] = [];
+  const unreadable: string[] = [];
+  const visited = new Set<string>();
+  const rootStat = await stat(root);
+  visited.add(`${rootStat.dev}:${rootStat.ino}`);
+  const stack = [root];
+  while (stack.length > 0) {
+    const dir = stack.pop() as string;
+    let entries: Dirent[];
+    try {
+      entries = await readdir(dir, { withFileTypes: true });
+    } catch {
+      unreadable.push(dir);
+      continue;
+    }
+    await Promise.all(
+      entries.map(async (entry) => {
+        if (skippedName(entry.name)) return;
+        const path = join(dir, entry.name);
+        const isPhotoName = typeFromName(entry.name) !== null;
+        if (entry.isFile() && !isPhotoName) return;
+        if (!entry.isFile() && !entry.isDirectory() && !entry.isSymbolicLink()) return;
+        let s: Awaited<ReturnType<typeof stat>>;
+        try {
+          s = await stat(path);
+        } catch {
+          return; // vanished, or a dangling link
+        }
+        if (s.isDirectory()) {
+          const key = `${s.dev}:${s.ino}`;
+          if (visited.has(key)) return;
+          visited.add(key);
+          stack.push(path);
+        } else if (s.isFile() && isPhotoName) {
+          files.push({ path, bytes: s.size, mtimeMs: Math.floor(s.mtimeMs) });
+        }
+      }),
+    );
+  }
+  return { files, unreadable };
+}
