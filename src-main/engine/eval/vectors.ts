@@ -25,7 +25,7 @@ export interface ImageFeatureSet {
   /** sha256 of each image's bytes; undefined for an image that failed. */
   sha256: (string | undefined)[];
   failed: ImageFailure[];
-  /** Images whose features went through the CNN in this run, and those read from the cache. */
+  /** Contents whose features the CNN computed in this run, and those read from the cache. */
   computed: number;
   reused: number;
   seconds: { hash: number; cnn: number };
@@ -110,6 +110,7 @@ export async function imageFeatures(files: readonly string[], options: FeatureOp
   const t1 = performance.now();
   const distinct = new Set(sha256.filter(Boolean)).size;
   log(`eval: features of ${distinct - missing.size} images from ${cache.dir}, ${missing.size} to compute`);
+  let computed = 0;
   if (missing.size > 0) {
     const extractor = await FneExtractor.open({
       stats,
@@ -128,6 +129,7 @@ export async function imageFeatures(files: readonly string[], options: FeatureOp
           const { fne, oneLayer } = result.features;
           if (!fne) throw new Error('the extractor ran without statistics');
           await cache.put(sha, { fne, oneLayer });
+          computed++;
         } else {
           for (const image of images) {
             failed.push({
@@ -151,7 +153,7 @@ export async function imageFeatures(files: readonly string[], options: FeatureOp
     cache,
     sha256,
     failed,
-    computed: missing.size,
+    computed,
     reused: distinct - missing.size,
     seconds: { hash: (t1 - t0) / 1000, cnn: (t2 - t1) / 1000 },
   } satisfies ImageFeatureSet;
