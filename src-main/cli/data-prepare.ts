@@ -1,6 +1,7 @@
 import { SingleBar } from 'cli-progress';
 import { Command, InvalidArgumentError } from 'commander';
 import { DEFAULT_MIN_COUNT, defaultPreparedDir, prepareFlickr8k } from '../engine/datasets/prepare.ts';
+import { defaultPreparedJaDir, prepareFlickr8kJapanese } from '../engine/datasets/prepare-ja.ts';
 import { runCommand } from './run.ts';
 
 function positiveInteger(value: string): number {
@@ -15,7 +16,24 @@ const program = new Command('data:prepare')
   .description(
     'compute the FNE and one-layer vector of every Flickr8k photo and tokenize every caption, for training',
   )
-  .option('--out <dir>', 'output folder', defaultPreparedDir)
+  .option(
+    '--lang <en|ja>',
+    'ja: tokenize the Japanese captions only, for the photos of the English folder given by --images',
+    (v: string) => {
+      if (v !== 'en' && v !== 'ja') throw new InvalidArgumentError('expected en or ja');
+      return v;
+    },
+    'en',
+  )
+  .option(
+    '--images <dir>',
+    'with --lang ja: the English prepared folder that holds the photos',
+    defaultPreparedDir,
+  )
+  .option(
+    '--out <dir>',
+    `output folder (default ${defaultPreparedDir}, with --lang ja ${defaultPreparedJaDir})`,
+  )
   .option(
     '--min-count <n>',
     'vocabulary: keep words seen this often in train+val captions',
@@ -30,12 +48,23 @@ const program = new Command('data:prepare')
 await runCommand('data:prepare', async () => {
   program.parse(process.argv);
   const options = program.opts<{
-    out: string;
+    lang: 'en' | 'ja';
+    images: string;
+    out?: string;
     minCount: number;
     limitImages?: number;
     batchSize: number;
     featuresCache?: string;
   }>();
+  if (options.lang === 'ja') {
+    await prepareFlickr8kJapanese({
+      images: options.images,
+      out: options.out ?? defaultPreparedJaDir,
+      minCount: options.minCount,
+      log: (line) => console.log(line),
+    });
+    return;
+  }
   const bar = new SingleBar({
     format: 'features [{bar}] {value}/{total} images | {eta}s left',
     etaBuffer: 200,
@@ -44,7 +73,7 @@ await runCommand('data:prepare', async () => {
   });
   let started = false;
   const report = await prepareFlickr8k({
-    out: options.out,
+    out: options.out ?? defaultPreparedDir,
     minCount: options.minCount,
     batchSize: options.batchSize,
     ...(options.limitImages !== undefined ? { limitImages: options.limitImages } : {}),

@@ -13,8 +13,17 @@ import {
   VOCAB_FILE,
 } from '../joint/manifest.ts';
 import { floatOutput, type OnnxOptions, openVerifiedSession, requireIo } from '../joint/onnx.ts';
+import { JA_TOKENIZER_VERSION, japaneseTokenizer } from './japanese.ts';
+import type { Language } from './language.ts';
 import { TOKENIZER_VERSION, tokenizeEnglish } from './tokenize.ts';
 import { PAD_ID, UNK_ID, Vocabulary } from './vocabulary.ts';
+
+/**
+ * Words of a sentence the GRU reads; the rest is dropped. Captions have at most ~40, and a pasted page
+ * (the contract allows 10,000 characters) would otherwise cost seconds of GRU steps for a state that the
+ * last few hundred words dominate anyway.
+ */
+export const MAX_SENTENCE_TOKENS = 256;
 
 export interface SentenceEncoderOptions extends OnnxOptions {
   /** Sentences per ONNX run (default 128); only memory depends on it, never the vectors. */
@@ -27,11 +36,26 @@ export interface SentenceAnalysis {
   ids: Int32Array;
   /** Tokens the training vocabulary lacks; each became <unk>. */
   unknown: string[];
+  /** Tokens past MAX_SENTENCE_TOKENS, not read (0 for any ordinary query). */
+  dropped: number;
 }
 
+/** The app's tokenizer of each language, and the version its token ids are recorded under. */
+const TOKENIZERS: Record<Language, { version: string; load: () => Promise<(text: string) => string[]> }> = {
+  en: { version: TOKENIZER_VERSION, load: async () => tokenizeEnglish },
+  ja: {
+    version: JA_TOKENIZER_VERSION,
+    load: async () => {
+      const { tokenizer } = await japaneseTokenizer();
+      return (text) => tokenizer.tokenize(text);
+    },
+  },
+};
+
 /**
- * Sentences -> unit vectors in a joint model's space: the app's tokenizer, the model's vocabulary, then the
- * exported GRU (text_encoder.onnx) in onnxruntime.
+ * Sentences -> unit vectors in a joint model's space: the app's tokenizer of the model's language (English,
+ * or Japanese for a manifest with language "ja"; opening a Japanese encoder loads the dictionary once per
+ * process), the model's vocabulary, then the exported GRU (text_encoder.onnx) in onnxruntime.
  *
  * A sentence with no words at all (empty, or only punctuation) is refused with an ArgumentError on `sentence`:
  * the GRU has no state to return for zero tokens, and any vector made up for it would match photos at random.
@@ -47,6 +71,8 @@ export class SentenceEncoder {
     private readonly batchSize: number,
     /** text_encoder.onnx, for errors that name it. */
     readonly file: string,
+    readonly language: Language,
+    private readonly tokenize: (text: string) => string[],
   ) {}
 
   static async open(modelDir: string, options: SentenceEncoderOptions = {}): Promise<SentenceEncoder> {
@@ -55,11 +81,13 @@ export class SentenceEncoder {
       throw new ArgumentError('batchSize', `expected a positive integer, got ${batchSize}`);
     const manifest = await readJointManifest(modelDir);
     const manifestFile = join(modelDir, MANIFEST_FILE);
-    if (manifest.tokenizerVersion && manifest.tokenizerVersion !== TOKENIZER_VERSION)
+    const language: Language = manifest.language ?? 'en';
+    const tokenizer = TOKENIZERS[language];
+    if (manifest.tokenizerVersion && manifest.tokenizerVersion !== tokenizer.version)
       throw new ModelError(
         'invalid-model',
         manifestFile,
-        `trained on tokenizer ${manifest.tokenizerVersion}, but this app tokenizes with ${TOKENIZER_VERSION}: its token ids would mean other words; retrain or use a matching app`,
+        `trained on tokenizer ${manifest.tokenizerVersion}, but this app tokenizes ${language} with ${tokenizer.version}: its token ids would mean other words; retrain or use a matching app`,
       );
     const vocabFile = join(modelDir, VOCAB_FILE);
     const vocabulary = Vocabulary.parse(
@@ -81,7 +109,23 @@ export class SentenceEncoder {
       options,
     );
     requireIo(session, modelFile, ['tokens', 'lengths'], 'embedding');
-    return new SentenceEncoder(session, manifest, vocabulary, provider, batchSize, modelFile);
+    let tokenize: (text: string) => string[];
+    try {
+      tokenize = await tokenizer.load();
+    } catch (error) {
+      await session.release();
+      throw error;
+    }
+    return new SentenceEncoder(
+      session,
+      manifest,
+      vocabulary,
+      provider,
+      batchSize,
+      modelFile,
+      language,
+      tokenize,
+    );
   }
 
   /** Dimension of the joint space. */
@@ -90,14 +134,20 @@ export class SentenceEncoder {
   }
 
   analyze(text: string): SentenceAnalysis {
-    const tokens = tokenizeEnglish(text);
+    const all = this.tokenize(text);
+    const tokens = all.slice(0, MAX_SENTENCE_TOKENS);
     const ids = this.vocabulary.encode(tokens);
-    return { tokens, ids, unknown: tokens.filter((_, k) => ids[k] === UNK_ID) };
+    return {
+      tokens,
+      ids,
+      unknown: tokens.filter((_, k) => ids[k] === UNK_ID),
+      dropped: all.length - tokens.length,
+    };
   }
 
-  /** Token ids of a sentence as the model reads them; empty when it has no words. */
+  /** Token ids of a sentence as the model reads them (the first MAX_SENTENCE_TOKENS); empty when it has no words. */
   tokenIds(text: string): Int32Array {
-    return this.vocabulary.encode(tokenizeEnglish(text));
+    return this.vocabulary.encode(this.tokenize(text).slice(0, MAX_SENTENCE_TOKENS));
   }
 
   /** Row-major [texts.length, dim] unit vectors, in input order. */

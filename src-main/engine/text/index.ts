@@ -1,3 +1,18 @@
-export { type SentenceAnalysis, SentenceEncoder, type SentenceEncoderOptions } from './encoder.ts';
+export {
+  MAX_SENTENCE_TOKENS,
+  type SentenceAnalysis,
+  SentenceEncoder,
+  type SentenceEncoderOptions,
+} from './encoder.ts';
+export {
+  JA_TOKENIZER_VERSION,
+  JapaneseTokenizer,
+  type JapaneseTokenizerLoad,
+  japaneseTokenizer,
+  kuromojiDictDir,
+  normalizeJapanese,
+  tokenizeJapanese,
+} from './japanese.ts';
+export { detectLanguage, LANGUAGES, type Language } from './language.ts';
 export { TOKENIZER_VERSION, tokenizeEnglish } from './tokenize.ts';
 export { PAD, PAD_ID, UNK, UNK_ID, Vocabulary, VocabularyError } from './vocabulary.ts';
