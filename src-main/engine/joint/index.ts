@@ -9,7 +9,16 @@ export {
   TEXT_ENCODER_FILE,
   VOCAB_FILE,
 } from './manifest.ts';
-export { JointModel, type JointModelOptions, jointModelsDir, listJointModels } from './model.ts';
+export {
+  type EncodeSentencesOptions,
+  JointModel,
+  type JointModelOptions,
+  jointModelsDir,
+  type LanguageAnalysis,
+  listJointModels,
+  listTextEncoders,
+  type SentenceLanguage,
+} from './model.ts';
 export {
   columnSpans,
   type ImageInput,

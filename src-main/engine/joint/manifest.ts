@@ -38,6 +38,15 @@ const schema = z.looseObject({
   tokenizerVersion: z.string().nullish(),
   weights: z.string().optional(),
   files: z.record(z.string(), fileEntry),
+  /** The sentences' language (absent: English, as every model before the Japanese encoder). */
+  language: z.enum(['en', 'ja']).optional(),
+  /**
+   * Set on a text-only model (a sentence encoder for another language, trained into an existing space): the
+   * joint model whose image side it was trained against, and the sha256 of that model's manifest.json.
+   */
+  imageModel: z
+    .object({ name: z.string().min(1), manifestSha256: z.string().regex(/^[0-9a-f]{64}$/) })
+    .optional(),
   best: z.looseObject({ epoch: z.number().optional(), val: z.unknown() }).optional(),
 });
 
