@@ -458,11 +458,11 @@ export class Catalog {
   descriptions(imageId: number): { captions: Caption[]; tags: Tag[] } {
     const captions = this.stmt(
       `SELECT id, text, score, source, status FROM captions WHERE image_id = ?
-       ORDER BY status = 'accepted' DESC, source = 'user' DESC, score DESC, id`,
+       ORDER BY ${REVIEW_ORDER}, source = 'user' DESC, score DESC, id`,
     ).all(imageId) as CaptionRow[];
     const tags = this.stmt(
       `SELECT id, text, confidence, source, status FROM tags WHERE image_id = ?
-       ORDER BY status = 'accepted' DESC, source = 'user' DESC, confidence DESC, id`,
+       ORDER BY ${REVIEW_ORDER}, source = 'user' DESC, confidence DESC, id`,
     ).all(imageId) as TagRow[];
     return { captions, tags };
   }
@@ -594,6 +594,9 @@ export class Catalog {
     );
   }
 }
+
+/** Accepted first, rejected last: the order a review list shows. */
+const REVIEW_ORDER = `CASE status WHEN 'accepted' THEN 0 WHEN 'proposed' THEN 1 ELSE 2 END`;
 
 const IMAGE_COLUMNS = 'id, root_id, path, bytes, width, height, taken_at, camera, type, status, error';
 

@@ -574,7 +574,7 @@ export class Library {
           format: d.format,
         })),
       );
-      const vectors = await model.embedImages(features.map((f) => ({ fne: f.fne })));
+      const vectors = await model.embedImages(features.map((f) => ({ fne: f.fne, oneLayer: f.oneLayer })));
       const stored = images.map((_d, i) => quantize(vectors.subarray(i * this.dim, (i + 1) * this.dim)));
       this.catalog.transaction(() => {
         images.forEach((d, i) => {
