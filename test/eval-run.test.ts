@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -94,13 +95,26 @@ describe.skipIf(!cnnBuilt)(`sagasu eval on a set the test makes${skipNote({ cnn:
     ).rejects.toThrow(/holds no one-layer model/);
   });
 
-  it('refuses --lang ja while no Japanese sentence encoder is installed, before any photo is read', async () => {
-    const error = await runEval(sets.csv, { cacheRoot: join(cacheRoot, 'never'), lang: 'ja' }).catch(
-      (e: unknown) => e,
-    );
-    expect(error).toBeInstanceOf(SagasuError);
-    expect((error as SagasuError).subject).toBe('--lang');
-    expect((error as SagasuError).message).toContain('Japanese');
+  it('--lang ja: the Japanese encoder of the FNE model when one is installed, else a clear refusal before any photo is read', async () => {
+    const fne = await JointModel.open(join(jointModelsDir, 'fne'));
+    const hasJapanese = fne.languages.includes('ja');
+    await fne.close();
+    const never = join(cacheRoot, 'never');
+    if (!hasJapanese) {
+      const error = await runEval(sets.csv, { cacheRoot: never, lang: 'ja' }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(SagasuError);
+      expect((error as SagasuError).subject).toBe('--lang');
+      expect((error as SagasuError).message).toMatch(
+        /no Japanese sentence encoder is installed for fne: .*one-layer: /,
+      );
+      expect(existsSync(never)).toBe(false);
+      return;
+    }
+    // The Japanese encoder is trained into the FNE model's space only: one-layer leaves the comparison.
+    const run = await runEval(sets.csv, { cacheRoot, lang: 'ja' });
+    expect(run.lang).toBe('ja');
+    expect(Object.keys(run.results)).toEqual(['fne']);
+    expect(run.notes.join('\n')).toContain('not evaluated in ja: one-layer');
   });
 
   it('keeps the worst retrieval failures with the photos ranked above them', () => {

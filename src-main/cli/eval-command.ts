@@ -42,9 +42,9 @@ export function registerEval(program: Command): void {
         .default('both'),
     )
     .addOption(
-      new Option('--lang <lang>', 'the sentence encoder (auto: by the captions’ script)')
+      new Option('--lang <lang>', 'the sentence encoder (auto: the script most captions are written in)')
         .choices(['en', 'ja', 'auto'])
-        .default('en'),
+        .default('auto'),
     )
     .addOption(
       new Option('--split <split>', 'Flickr8k folders: which split')

@@ -10,6 +10,7 @@ import {
   readSplit,
 } from '../datasets/flickr8k.ts';
 import { ArgumentError, SagasuError } from '../errors.ts';
+import { detectLanguage } from '../text/index.ts';
 
 export type DatasetFormat = 'flickr8k' | 'coco' | 'csv' | 'tsv';
 export type CaptionLang = 'en' | 'ja';
@@ -285,12 +286,9 @@ async function loadTable(file: string, format: 'csv' | 'tsv'): Promise<EvalDatas
 
 // ---------------------------------------------------------------------------------------------------------
 
-/** Hiragana, katakana and CJK ideographs: a caption holding them is Japanese for the encoder's purposes. */
-const JAPANESE = /[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uff66-\uff9f]/;
-
-/** `auto`: the script most captions are written in. */
+/** `auto` for a whole data set: the language most captions are written in, by script (detectLanguage). */
 export function detectLang(texts: readonly string[]): CaptionLang {
   let ja = 0;
-  for (const t of texts) if (JAPANESE.test(t)) ja++;
+  for (const t of texts) if (detectLanguage(t) === 'ja') ja++;
   return ja * 2 > texts.length ? 'ja' : 'en';
 }

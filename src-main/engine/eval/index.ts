@@ -41,7 +41,7 @@ export {
   type LayerShares,
   type ModelDetails,
   type ModelFigures,
-  openEnglishModel,
+  openModelFor,
   type RetrievalFailure,
   type RunEvalOptions,
   runEval,

@@ -10,6 +10,7 @@ import {
   MANIFEST_FILE,
   readJointManifest,
 } from '../joint/index.ts';
+import { UNK_ID } from '../text/index.ts';
 import {
   type CaptionLang,
   detectLang,
@@ -28,16 +29,13 @@ export interface RunEvalOptions extends FeatureOptions, Omit<LoadDatasetOptions,
   /** One model directory, or a folder of them (default models/joint). */
   model?: string;
   embedding?: EmbeddingChoice;
-  /** The sentence encoder: en, ja, or auto (by the captions' script). Default en. */
+  /** The sentence encoder: en, ja, or auto (default: the script most captions are written in). */
   lang?: EvalLang;
   /** Retrieval failures to keep per model, worst first (default 20). */
   worst?: number;
   /** Photos ranked above the expected one to keep per failure (default 5). */
   above?: number;
-  /**
-   * Opens a model for a language. The default reads English with JointModel.open and refuses Japanese
-   * until a Japanese encoder is installed.
-   */
+  /** Opens a model with the sentence encoder of a language (default openModelFor). */
   openModel?: (dir: string, lang: CaptionLang) => Promise<JointModel>;
   /** Per-layer "why this match" over correct top-1 matches; absent, the report leaves that part out. */
   explain?: LayerExplain;
@@ -127,15 +125,12 @@ export interface EvalRun {
   seconds: { load: number; hash: number; cnn: number; total: number };
 }
 
-/** Refuses Japanese until a Japanese sentence encoder ships. */
-export async function openEnglishModel(dir: string, lang: CaptionLang): Promise<JointModel> {
-  if (lang === 'ja')
-    throw new SagasuError(
-      'no-encoder',
-      '--lang',
-      'no Japanese sentence encoder is installed (a Japanese joint model would live in models/joint/fne-ja); use --lang en',
-    );
-  return JointModel.open(dir);
+/**
+ * The model with `lang` as its sentence encoder: English is the model's own; another language is a text-only
+ * encoder trained into the model's space (JointModel finds it beside the model directory).
+ */
+export function openModelFor(dir: string, lang: CaptionLang): Promise<JointModel> {
+  return JointModel.open(dir, { textLanguage: lang });
 }
 
 interface ChosenModel {
@@ -217,15 +212,32 @@ export async function runEval(datasetPath: string, options: RunEvalOptions = {})
     options.lang === 'ja' || options.lang === 'en'
       ? options.lang
       : (dataset.lang ?? detectLang(dataset.captions.map((c) => c.text)));
-  const openModel = options.openModel ?? openEnglishModel;
+  const openModel = options.openModel ?? openModelFor;
   // Opened before the CNN runs, so a missing encoder or a damaged model stops the run in seconds.
   const opened: JointModel[] = [];
+  const refused: string[] = [];
   try {
-    for (const m of models) opened.push(await openModel(m.dir, lang));
+    for (const m of [...models]) {
+      try {
+        opened.push(await openModel(m.dir, lang));
+      } catch (error) {
+        // A model without an encoder for this language leaves the comparison, not the run.
+        if (!(error instanceof SagasuError) || error.subject !== 'lang' || lang === 'en') throw error;
+        refused.push(`${m.key}: ${error.reason}`);
+        models.splice(models.indexOf(m), 1);
+      }
+    }
   } catch (error) {
     await Promise.all(opened.map((model) => model.close()));
     throw error;
   }
+  if (opened.length === 0)
+    throw new SagasuError(
+      'no-encoder',
+      '--lang',
+      `no ${lang === 'ja' ? 'Japanese' : lang} sentence encoder is installed for ${refused.join('; ')}${options.lang === 'auto' || !options.lang ? `; the captions read as ${lang} (--lang auto); pass --lang en to force English` : ''}`,
+    );
+  if (refused.length > 0) notes.push(`not evaluated in ${lang}: ${refused.join('; ')}`);
   try {
     const t1 = performance.now();
     const features = await imageFeatures(dataset.images, options);
@@ -243,7 +255,7 @@ export async function runEval(datasetPath: string, options: RunEvalOptions = {})
         skippedCaptions.push({ where: caption.where, text: caption.text, reason: 'no words to encode' });
         continue;
       }
-      if (ids.some((t) => t.every((id) => id === 1)))
+      if (ids.some((t) => t.every((id) => id === UNK_ID)))
         unknownOnly.push({
           where: caption.where,
           text: caption.text,
