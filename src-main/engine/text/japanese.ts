@@ -21,8 +21,13 @@ const LONG_VOWEL = /([\p{Script=Hiragana}\p{Script=Katakana}])[-‐‑‒–—�
  * English tokenizer.
  */
 export function normalizeJapanese(text: string): string {
-  return text.normalize('NFKC').replace(LONG_VOWEL, '$1ー').toLowerCase();
+  return text.normalize('NFKC').replace(LONG_VOWEL, '$1ー').replace(ASTRAL_SYMBOL, ' ').toLowerCase();
 }
+
+// Emoji and other symbols beyond the BMP: the analyzer counts UTF-16 code units and merges the character
+// after such a symbol into it ("犬😀が" loses が), so they become spaces first. Rare kanji beyond the BMP
+// (𠮷) are letters and stay.
+const ASTRAL_SYMBOL = /(?![\p{L}\p{N}])[\u{10000}-\u{10FFFF}]/gu;
 
 // A token is kept when it has a letter or a digit; the analyzer tags punctuation, symbols and spaces as 記号,
 // but emoji and some symbols come back as unknown nouns, so the content test catches what the tag misses.
