@@ -3,5 +3,15 @@
  * matches a sentence (the score split by CNN layer), auto-captions from a caption bank, tags, the calibrated
  * relevance cutoff, XMP sidecars and exports.
  */
+export {
+  CaptionBank,
+  CaptionBankError,
+  type CaptionBankOptions,
+  DEFAULT_CAPTION_BANK,
+  type Neighbour,
+  type ScoredCaption,
+} from './bank.ts';
 export { blockOf, LayerExplainer, type LayerExplainerOptions } from './explain.ts';
+export { DEFAULT_TAG_OPTIONS, type ScoredTag, type TagOptions, tagsFor } from './tags.ts';
 export { type ProjectionWeights, readProjectionWeights } from './weights.ts';
+export { captionKey, cleanCaption, contentLemmas, isStopWord, lemma, words } from './words.ts';
