@@ -1,3 +1,4 @@
+import type { SagasuBridge } from '../../src-main/electron/bridge.ts';
 import type {
   Events,
   Input,
@@ -20,12 +21,7 @@ import {
 } from './protocol.ts';
 
 /** What Electron's preload exposes through contextBridge (src-main/electron/preload.ts). */
-export interface PreloadApi {
-  invoke(method: string, input: unknown): Promise<unknown>;
-  on(event: string, listener: (payload: unknown) => void): () => void;
-  pickFolder(): Promise<string | null>;
-  pathForFile(file: File): string;
-}
+export type PreloadApi = SagasuBridge;
 
 declare global {
   interface Window {
@@ -80,16 +76,13 @@ function electronClient(api: PreloadApi): Client {
     door: 'electron',
     async invoke<M extends Method>(method: M, input: Input<M>): Promise<Output<M>> {
       try {
-        return (await api.invoke(method, input)) as Output<M>;
+        return await api.invoke(method, input);
       } catch (error) {
-        // Electron wraps a handler's throw as "Error invoking remote method …: <json>"; the preload rethrows
-        // the ApiError object itself, which asClientError keeps.
+        // The preload rejects with the ApiError object itself ({ code, subject, message }).
         throw asClientError(error);
       }
     },
-    on<E extends keyof Events>(event: E, listener: (payload: Events[E]) => void) {
-      return api.on(event, listener as Listener);
-    },
+    on: (event, listener) => api.on(event, listener),
     mediaUrl: electronMediaUrl,
     async similarToFile(file, page = {}) {
       const path = api.pathForFile(file);
