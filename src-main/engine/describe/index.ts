@@ -11,6 +11,16 @@ export {
   type Neighbour,
   type ScoredCaption,
 } from './bank.ts';
+export {
+  type CutoffChoice,
+  chooseCutoff,
+  type LoadCalibrationOptions,
+  loadSearchCalibration,
+  type PairScores,
+  pairScores,
+  SEARCH_CALIBRATION_FILE,
+  type SearchCalibration,
+} from './calibration.ts';
 export { blockOf, LayerExplainer, type LayerExplainerOptions } from './explain.ts';
 export { DEFAULT_TAG_OPTIONS, type ScoredTag, type TagOptions, tagsFor } from './tags.ts';
 export { type ProjectionWeights, readProjectionWeights } from './weights.ts';
