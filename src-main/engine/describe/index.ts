@@ -22,6 +22,18 @@ export {
   type SearchCalibration,
 } from './calibration.ts';
 export { blockOf, LayerExplainer, type LayerExplainerOptions } from './explain.ts';
+export { type ExportFormat, type ExportRow, exportRows } from './export.ts';
 export { DEFAULT_TAG_OPTIONS, type ScoredTag, type TagOptions, tagsFor } from './tags.ts';
 export { type ProjectionWeights, readProjectionWeights } from './weights.ts';
 export { captionKey, cleanCaption, contentLemmas, isStopWord, lemma, words } from './words.ts';
+export {
+  readXmpSidecar,
+  sidecarPath,
+  writeXmpSidecar,
+  type XmpContent,
+  XmpError,
+  type XmpErrorCode,
+  type XmpNaming,
+  type XmpSidecar,
+  type XmpWriteOptions,
+} from './xmp.ts';

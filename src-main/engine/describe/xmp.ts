@@ -1,0 +1,190 @@
+import { spawn } from 'node:child_process';
+import { stat } from 'node:fs/promises';
+import { basename, dirname, extname, join, resolve } from 'node:path';
+import { ArgumentError, SagasuError } from '../errors.ts';
+
+/**
+ * XMP sidecars through ExifTool (never hand-written XMP): accepted tags go into dc:subject and the accepted
+ * caption into dc:description of `photo.jpg.xmp` (or `photo.xmp`), merged into what the sidecar already
+ * holds. The photo itself is never opened for writing: ExifTool is only ever given the sidecar's path.
+ */
+
+export type XmpNaming = 'photo.jpg.xmp' | 'photo.xmp';
+
+export type XmpErrorCode = 'exiftool-missing' | 'photo-missing' | 'write-failed' | 'read-failed';
+
+export class XmpError extends SagasuError {
+  constructor(
+    override readonly code: XmpErrorCode,
+    readonly file: string,
+    reason: string,
+    options?: { cause?: unknown },
+  ) {
+    super(code, file, reason, options);
+  }
+}
+
+export interface XmpContent {
+  /** Keywords for dc:subject, added to the ones the sidecar already has (no duplicates). */
+  tags: readonly string[];
+  /** dc:description (x-default); null leaves an existing description as it is. */
+  caption: string | null;
+  /** Keywords to take out of dc:subject (e.g. tags the editor rejected after an earlier write). */
+  removeTags?: readonly string[];
+}
+
+export interface XmpWriteOptions {
+  /** `photo.jpg.xmp` (default: keeps photo.jpg and photo.png apart) or `photo.xmp` (Lightroom's naming). */
+  naming?: XmpNaming;
+  /** The exiftool executable (default: SAGASU_EXIFTOOL, else `exiftool` on the PATH). */
+  exiftool?: string;
+}
+
+export interface XmpSidecar {
+  /** dc:subject, in file order. */
+  tags: string[];
+  /** dc:description (x-default), or null. */
+  caption: string | null;
+  /** Every XMP field of the file, keyed by ExifTool's family-1 group and tag name (e.g. "XMP-xmp:Rating"). */
+  fields: Record<string, unknown>;
+}
+
+/** Where a photo's sidecar lives under the chosen naming. */
+export function sidecarPath(photoPath: string, naming: XmpNaming = 'photo.jpg.xmp'): string {
+  const photo = resolve(photoPath);
+  if (naming === 'photo.jpg.xmp') return `${photo}.xmp`;
+  return join(dirname(photo), `${basename(photo, extname(photo))}.xmp`);
+}
+
+const INSTALL =
+  'install ExifTool (Debian/Ubuntu: `sudo apt-get install libimage-exiftool-perl`; macOS: `brew install exiftool`; Windows: https://exiftool.org), or set SAGASU_EXIFTOOL to its path';
+
+interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs exiftool with its arguments on stdin (`-@ -`), one per line: no shell, no command-line length limit,
+ * and no dependence on how the platform encodes a Unicode command line.
+ */
+function exiftool(executable: string, args: readonly string[], subject: string): Promise<RunResult> {
+  for (const a of args)
+    if (/[\r\n]/.test(a))
+      throw new ArgumentError('xmp', `an argument holds a line break: ${JSON.stringify(a)}`);
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(executable, ['-@', '-'], { stdio: ['pipe', 'pipe', 'pipe'], windowsHide: true });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout.on('data', (b: Buffer) => out.push(b));
+    child.stderr.on('data', (b: Buffer) => err.push(b));
+    child.on('error', (cause: NodeJS.ErrnoException) => {
+      reject(
+        cause.code === 'ENOENT' || cause.code === 'EACCES'
+          ? new XmpError(
+              'exiftool-missing',
+              executable,
+              `ExifTool is not installed or not runnable: ${INSTALL}`,
+              {
+                cause,
+              },
+            )
+          : new XmpError('write-failed', subject, `could not run ExifTool: ${cause.message}`, { cause }),
+      );
+    });
+    child.on('close', (code) =>
+      resolvePromise({
+        code: code ?? 1,
+        stdout: Buffer.concat(out).toString('utf8'),
+        stderr: Buffer.concat(err).toString('utf8'),
+      }),
+    );
+    child.stdin.on('error', () => {}); // a child that died early: 'close' reports it
+    child.stdin.end(`${args.join('\n')}\n`);
+  });
+}
+
+function oneLine(text: string): string {
+  return text.replace(/\s+/g, ' ').trim();
+}
+
+function firstProblem(stderr: string, stdout: string): string {
+  const lines = `${stderr}\n${stdout}`
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => /^(Error|Warning)/i.test(l));
+  return lines[0] ?? (oneLine(stderr) || 'ExifTool reported a failure');
+}
+
+/**
+ * Writes (creating or merging) the photo's XMP sidecar and returns its path. The sidecar's other fields
+ * survive; ExifTool writes a new file and renames it over the old one, so a failure (a read-only folder, a
+ * damaged sidecar) leaves the old sidecar exactly as it was and surfaces as an XmpError naming the file.
+ */
+export async function writeXmpSidecar(
+  photoPath: string,
+  content: XmpContent,
+  options: XmpWriteOptions = {},
+): Promise<string> {
+  const photo = resolve(photoPath);
+  const info = await stat(photo).catch((cause: unknown) => {
+    throw new XmpError(
+      'photo-missing',
+      photo,
+      'the photo is not there (moved, deleted, or its disk is offline)',
+      {
+        cause,
+      },
+    );
+  });
+  if (!info.isFile()) throw new XmpError('photo-missing', photo, 'is not a file');
+  const tags = [...new Set(content.tags.map(oneLine).filter(Boolean))];
+  const remove = [...new Set((content.removeTags ?? []).map(oneLine).filter(Boolean))].filter(
+    (t) => !tags.includes(t),
+  );
+  const caption = content.caption === null ? null : oneLine(content.caption);
+  if (tags.length === 0 && remove.length === 0 && !caption)
+    throw new ArgumentError('xmp', `nothing to write for ${photo}: no accepted tag and no caption`);
+  const sidecar = sidecarPath(photo, options.naming);
+  const args = ['-overwrite_original', '-charset', 'utf8'];
+  // "-=" then "+=": ExifTool's idiom for adding a list item only when it is not there yet.
+  for (const t of tags) args.push(`-XMP-dc:Subject-=${t}`, `-XMP-dc:Subject+=${t}`);
+  for (const t of remove) args.push(`-XMP-dc:Subject-=${t}`);
+  if (caption) args.push(`-XMP-dc:Description=${caption}`);
+  args.push(sidecar);
+  const executable = options.exiftool ?? process.env.SAGASU_EXIFTOOL ?? 'exiftool';
+  const result = await exiftool(executable, args, sidecar);
+  if (
+    result.code !== 0 ||
+    /\bfiles? weren't (updated|created)/.test(result.stdout) ||
+    /^Error/m.test(result.stderr)
+  )
+    throw new XmpError('write-failed', sidecar, firstProblem(result.stderr, result.stdout));
+  return sidecar;
+}
+
+/** A sidecar's dc:subject, dc:description and every other XMP field, as ExifTool reads them. */
+export async function readXmpSidecar(path: string, options: { exiftool?: string } = {}): Promise<XmpSidecar> {
+  const file = resolve(path);
+  const executable = options.exiftool ?? process.env.SAGASU_EXIFTOOL ?? 'exiftool';
+  const result = await exiftool(
+    executable,
+    ['-j', '-G1', '-struct', '-charset', 'utf8', '-XMP:all', file],
+    file,
+  );
+  let rows: Array<Record<string, unknown>>;
+  try {
+    rows = JSON.parse(result.stdout) as Array<Record<string, unknown>>;
+  } catch (cause) {
+    throw new XmpError('read-failed', file, firstProblem(result.stderr, result.stdout), { cause });
+  }
+  const row = rows[0];
+  if (!row || result.code !== 0 || typeof row.Error === 'string')
+    throw new XmpError('read-failed', file, String(row?.Error ?? firstProblem(result.stderr, result.stdout)));
+  const { SourceFile: _source, ...fields } = row;
+  const subject = fields['XMP-dc:Subject'];
+  const tags = subject === undefined ? [] : (Array.isArray(subject) ? subject : [subject]).map(String);
+  const description = fields['XMP-dc:Description'];
+  return { tags, caption: description === undefined ? null : String(description), fields };
+}
