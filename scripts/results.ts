@@ -216,7 +216,16 @@ ternary. \`fne-last\`: \`Conv_1\` alone, ternary. \`one-layer\`: \`Conv_1\` stan
 baseline).
 
 ${shipped}`;
-await writeFile(join(projectRoot, 'docs', 'RESULTS.md'), doc);
+// The Japanese section is measured by scripts/results-ja.ts and `sagasu eval --lang ja`, not by this script:
+// kept as it is.
+const previous = await readFile(join(projectRoot, 'docs', 'RESULTS.md'), 'utf8').catch(() => '');
+const japanese = previous.indexOf('\n## Japanese');
+const kept =
+  japanese < 0 ? '' : previous.slice(japanese + 1, previous.indexOf('\n## ', japanese + 4) + 1 || undefined);
+await writeFile(
+  join(projectRoot, 'docs', 'RESULTS.md'),
+  kept ? `${doc.trimEnd()}\n\n${kept.trimEnd()}\n` : doc,
+);
 console.log('wrote docs/RESULTS.md');
 
 /** models/manifest.json: every committed artifact with its sha256, and how the CNN is built. */
@@ -228,7 +237,7 @@ async function writeTopManifest(): Promise<void> {
       .digest('hex');
   const stats = JSON.parse(await readFile(join(models, 'fne', 'stats.json'), 'utf8'));
   const joint: Record<string, unknown> = {};
-  for (const name of ['fne', 'one-layer']) {
+  for (const name of ['fne', 'one-layer', 'fne-ja']) {
     const dir = join(models, 'joint', name);
     if (!existsSync(join(dir, 'manifest.json'))) continue;
     const m = JSON.parse(await readFile(join(dir, 'manifest.json'), 'utf8'));
@@ -236,6 +245,8 @@ async function writeTopManifest(): Promise<void> {
       dir: `joint/${name}`,
       manifestSha256: await sha(join(dir, 'manifest.json')),
       features: m.features,
+      // A sentence encoder of another language, trained into the space of `imageModel` (text only).
+      ...(m.language ? { language: m.language, imageModel: m.imageModel } : {}),
       files: m.files,
     };
   }
