@@ -46,6 +46,7 @@ function sha256(bytes: Uint8Array | string): string {
  */
 export class CaptionBank {
   private wordSet: Set<string> | undefined;
+  private last: { vec: Float32Array; scores: Float32Array } | undefined;
 
   private constructor(
     readonly file: string,
@@ -139,6 +140,19 @@ export class CaptionBank {
 
   /** Cosine similarity of a unit vector with every caption, in bank order. */
   scores(vec: Float32Array): Float32Array {
+    return this.sharedScores(vec).slice();
+  }
+
+  private sharedScores(vec: Float32Array): Float32Array {
+    // Captions and tags of one photo score the same vector twice in a row: the second pass is free.
+    const last = this.last;
+    if (last && last.vec.length === vec.length && last.vec.every((x, j) => x === vec[j])) return last.scores;
+    const scores = this.computeScores(vec);
+    this.last = { vec: Float32Array.from(vec), scores };
+    return scores;
+  }
+
+  private computeScores(vec: Float32Array): Float32Array {
     const d = this.dim;
     if (vec.length !== d)
       throw new SagasuError(
@@ -171,7 +185,7 @@ export class CaptionBank {
 
   /** The n captions nearest to the vector, best first. */
   neighbours(vec: Float32Array, n: number): Neighbour[] {
-    const scores = this.scores(vec);
+    const scores = this.sharedScores(vec);
     const m = Math.max(0, Math.min(Math.floor(n), scores.length));
     // A sorted window of the best m: ~35k scores, m in the tens, so insertion beats a full sort.
     const best: number[] = [];
