@@ -1,1 +1,3 @@
 export * from './contract.ts';
+export { Engine, type EngineHost, type EngineOptions, openEngine } from './engine.ts';
+export { EngineWorker, openEngineWorker } from './worker.ts';

@@ -1,0 +1,509 @@
+import { EventEmitter } from 'node:events';
+import { mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
+import { extname, join } from 'node:path';
+import sharp from 'sharp';
+import {
+  CaptionBank,
+  exportRows,
+  LayerExplainer,
+  loadSearchCalibration,
+  tagsFor,
+  writeXmpSidecar,
+} from '../describe/index.ts';
+import { ArgumentError, SagasuError } from '../errors.ts';
+import { FneExtractor } from '../fne/index.ts';
+import { JointModel, jointModelsDir } from '../joint/index.ts';
+import { type ImageRecord, Library } from '../library/index.ts';
+import {
+  type Caption,
+  type Events,
+  type Hit,
+  type IndexProgress,
+  type Input,
+  type Method,
+  type Output,
+  type ParsedInput,
+  parseInput,
+  type SagasuApi,
+  type SearchFilters,
+  type SearchPage,
+} from './contract.ts';
+
+export interface EngineOptions {
+  /** Where the catalog, the vector index and the thumbnails live. */
+  libraryDir: string;
+  /** The joint model (default models/joint/fne). */
+  modelDir?: string;
+  /** A caption bank of the user's own (one caption per line) instead of the shipped Flickr8k one. */
+  captionBank?: string;
+  /** Sidecar naming for XMP: `photo.jpg.xmp` (default, what darktable and digiKam write) or `photo.xmp`. */
+  xmpNaming?: 'photo.jpg.xmp' | 'photo.xmp';
+}
+
+/** What a door holds: the contract, plus the bytes the contract cannot carry as JSON. */
+export interface EngineHost extends SagasuApi {
+  /** A JPEG thumbnail (longest side `size` px) or the original file of an INDEXED photo. */
+  media(imageId: number, kind: 'thumb' | 'full', size?: number): Promise<{ bytes: Buffer; type: string }>;
+  /** Resolves when no indexing job runs (at once when idle). */
+  whenIdle(): Promise<IndexProgress>;
+  close(): Promise<void>;
+}
+
+/** Ranked hits are kept per query, so paging and scrolling do not search again. */
+interface RankedQuery {
+  key: string;
+  hits: Hit[];
+  /** More candidates may exist beyond `hits` (the candidate fetch was full). */
+  more: boolean;
+  fetched: number;
+  page: Omit<SearchPage, 'hits' | 'total'>;
+}
+
+const FIRST_FETCH = 1000;
+const KEYWORD_LIMIT = 200;
+/** A literal match on a file or tag name lifts a photo above photos that only match by vector. */
+const KEYWORD_BONUS = 0.1;
+const THUMB_SIZES = [128, 256, 512, 1024] as const;
+
+const MIME: Record<string, string> = {
+  '.jpg': 'image/jpeg',
+  '.jpeg': 'image/jpeg',
+  '.png': 'image/png',
+  '.webp': 'image/webp',
+  '.gif': 'image/gif',
+  '.tif': 'image/tiff',
+  '.tiff': 'image/tiff',
+  '.avif': 'image/avif',
+  '.heic': 'image/heic',
+};
+
+/** The in-process engine: the library, the models and the describe room behind the one contract. */
+export class Engine implements EngineHost {
+  private readonly events = new EventEmitter();
+  private job: Promise<IndexProgress> | null = null;
+  private ranked: RankedQuery | null = null;
+  private bank: Promise<CaptionBank> | null = null;
+  private explainer: Promise<LayerExplainer> | null = null;
+
+  private constructor(
+    private readonly options: EngineOptions,
+    private readonly library: Library,
+    private readonly model: JointModel,
+    private readonly extractor: FneExtractor,
+    private readonly cutoff: number | null,
+  ) {}
+
+  static async open(options: EngineOptions): Promise<Engine> {
+    const modelDir = options.modelDir ?? join(jointModelsDir, 'fne');
+    const model = await JointModel.open(modelDir);
+    const extractor = await FneExtractor.open();
+    let library: Library;
+    try {
+      library = await Library.open({ dir: options.libraryDir, model, extractor });
+    } catch (error) {
+      await Promise.all([model.close(), extractor.close()]);
+      throw error;
+    }
+    const calibration = await loadSearchCalibration(model.name);
+    return new Engine(options, library, model, extractor, calibration?.cutoff ?? null);
+  }
+
+  on<E extends keyof Events>(event: E, listener: (payload: Events[E]) => void): () => void {
+    this.events.on(event, listener);
+    return () => this.events.off(event, listener);
+  }
+
+  private emit<E extends keyof Events>(event: E, payload: Events[E]): void {
+    this.events.emit(event, payload);
+  }
+
+  async invoke<M extends Method>(method: M, input: Input<M>): Promise<Output<M>> {
+    const args = parseInput(method, input);
+    return (await this.dispatch(method, args)) as Output<M>;
+  }
+
+  private async dispatch(method: Method, args: ParsedInput<Method>): Promise<Output<Method>> {
+    const a = args as Record<string, unknown>;
+    switch (method) {
+      case 'status':
+        return this.status();
+      case 'roots.add': {
+        const root = this.library.addRoot(a.path as string);
+        this.emit('library.changed', { imageIds: null });
+        return root;
+      }
+      case 'roots.remove': {
+        const removed = this.library.removeRoot(a.rootId as number);
+        this.ranked = null;
+        this.emit('library.changed', { imageIds: null });
+        return removed;
+      }
+      case 'index.start':
+        return this.startIndexing(a.rootId as number | undefined);
+      case 'index.pause':
+        this.library.pause();
+        return this.progress();
+      case 'index.resume':
+        this.library.resume();
+        return this.progress();
+      case 'index.cancel':
+        this.library.cancel();
+        return this.progress();
+      case 'search':
+        return this.search(args as ParsedInput<'search'>);
+      case 'similar':
+        return this.similar(args as ParsedInput<'similar'>);
+      case 'image.get':
+        return this.imageDetails(a.imageId as number);
+      case 'image.describe':
+        return a.path === undefined
+          ? this.describe(a.imageId as number, a.refresh as boolean)
+          : this.describeFile(a.path as string);
+      case 'image.explain':
+        return this.explain(args as ParsedInput<'image.explain'>);
+      case 'caption.review':
+        return this.library.reviewCaption(
+          a.imageId as number,
+          a.captionId as number,
+          a.status as Caption['status'],
+        );
+      case 'caption.add':
+        return this.library.addCaption(a.imageId as number, a.text as string);
+      case 'tag.review':
+        return this.library.reviewTag(a.imageId as number, a.tagId as number, a.status as Caption['status']);
+      case 'tag.add':
+        return this.library.addTag(a.imageId as number, a.text as string);
+      case 'xmp.write':
+        return this.writeXmp((a.imageIds as number[] | undefined) ?? this.reviewedImageIds());
+      case 'export':
+        return this.export(a.format as 'csv' | 'json');
+    }
+  }
+
+  private progress(): IndexProgress {
+    return this.library.progress();
+  }
+
+  private status(): Output<'status'> {
+    return {
+      roots: this.library.roots(),
+      images: this.library.counts(),
+      model: { name: this.model.name, dim: this.model.dim, languages: this.model.languages },
+      index: this.progress(),
+    };
+  }
+
+  private startIndexing(rootId: number | undefined): IndexProgress {
+    if (!this.job) {
+      this.job = this.library
+        .index({
+          ...(rootId === undefined ? {} : { rootId }),
+          onProgress: (p) => this.emit('index.progress', p),
+        })
+        .then((p) => {
+          this.ranked = null;
+          this.emit('library.changed', { imageIds: null });
+          return p;
+        })
+        .finally(() => {
+          this.job = null;
+        });
+      // A failure reaches the person through the progress state and `whenIdle`; never as an unhandled rejection.
+      this.job.catch(() => {});
+    }
+    return this.progress();
+  }
+
+  async whenIdle(): Promise<IndexProgress> {
+    return this.job ? await this.job : this.progress();
+  }
+
+  private image(imageId: number): ImageRecord {
+    const image = this.library.image(imageId);
+    if (!image) throw new SagasuError('not-found', `image ${imageId}`, 'is not in the library');
+    return image;
+  }
+
+  private imageDetails(imageId: number): Output<'image.get'> {
+    const image = this.image(imageId);
+    return { ...image, ...this.library.descriptions(imageId) };
+  }
+
+  private async search(args: ParsedInput<'search'>): Promise<SearchPage> {
+    const cutoff = args.cutoff === undefined ? this.cutoff : args.cutoff;
+    const key = JSON.stringify([args.query.trim(), args.lang, args.filters, cutoff]);
+    let ranked = this.ranked?.key === key ? this.ranked : null;
+    if (!ranked) {
+      ranked = await this.rankQuery(key, args.query, args.lang, args.filters, cutoff, FIRST_FETCH);
+    }
+    while (ranked.more && ranked.hits.length < args.offset + args.k) {
+      ranked = await this.rankQuery(key, args.query, args.lang, args.filters, cutoff, ranked.fetched * 4);
+    }
+    this.ranked = ranked;
+    return {
+      ...ranked.page,
+      hits: ranked.hits.slice(args.offset, args.offset + args.k),
+      total: ranked.hits.length,
+    };
+  }
+
+  private async rankQuery(
+    key: string,
+    query: string,
+    lang: ParsedInput<'search'>['lang'],
+    filters: SearchFilters,
+    cutoff: number | null,
+    fetch: number,
+  ): Promise<RankedQuery> {
+    const analysis = await this.model.analyzeSentence(query, lang);
+    const resolved = analysis.lang;
+    const base = {
+      cutoff,
+      lang: resolved,
+      unknownWords: analysis.unknown,
+      note: null,
+    } as RankedQuery['page'];
+    if (analysis.tokens.length === 0) {
+      const note = query.trim() ? 'The sentence has no words to search for.' : 'Type a sentence to search.';
+      return { key, hits: [], more: false, fetched: 0, page: { ...base, lang: null, note } };
+    }
+    if (analysis.unknown.length === analysis.tokens.length)
+      base.note = `None of the words is known to the model (${analysis.unknown.join(', ')}): results are a guess.`;
+    const vector = await this.model.encodeSentences([query], { lang: resolved });
+    const allowed = this.library.filterIds(filters);
+    const allow = allowed ? (id: number) => allowed.has(id) : undefined;
+    const n = Math.min(fetch, this.library.counts().indexed);
+    const nearest = this.library.nearest(vector, n, allow);
+    const scores = new Map(nearest.map((h) => [h.imageId, h.score]));
+    const keyword = this.library.keyword(query, KEYWORD_LIMIT).filter((k) => !allow || allow(k.imageId));
+    const literal = new Set(keyword.map((k) => k.imageId));
+    const hits: Hit[] = [];
+    for (const { imageId, score } of nearest) {
+      const matched = literal.has(imageId);
+      if (!matched && cutoff !== null && score < cutoff) continue;
+      hits.push(this.hit(imageId, matched ? score + KEYWORD_BONUS : score, matched ? 'both' : 'vector'));
+    }
+    for (const { imageId } of keyword) {
+      if (scores.has(imageId)) continue;
+      const stored = this.library.vector(imageId);
+      const score = stored ? dot(stored, vector) : 0;
+      hits.push(this.hit(imageId, score + KEYWORD_BONUS, 'keyword'));
+    }
+    hits.sort((x, y) => y.score - x.score);
+    const lastScore = nearest.at(-1)?.score ?? Number.NEGATIVE_INFINITY;
+    const more = nearest.length === fetch && (cutoff === null || lastScore >= cutoff);
+    return { key, hits, more, fetched: fetch, page: base };
+  }
+
+  private hit(imageId: number, score: number, via: Hit['via']): Hit {
+    const image = this.image(imageId);
+    return {
+      imageId,
+      path: image.path,
+      score,
+      width: image.width,
+      height: image.height,
+      takenAt: image.takenAt,
+      via,
+    };
+  }
+
+  private async similar(args: ParsedInput<'similar'>): Promise<SearchPage> {
+    let vector: Float32Array;
+    let self: number | undefined;
+    if (args.imageId !== undefined) {
+      self = args.imageId;
+      this.image(self);
+      const stored = this.library.vector(self);
+      if (!stored)
+        throw new SagasuError(
+          'not-indexed',
+          `image ${self}`,
+          'has no embedding yet (still indexing, or it failed)',
+        );
+      vector = stored;
+    } else {
+      vector = await this.embedFile(args.path as string);
+    }
+    const allowed = this.library.filterIds(args.filters);
+    const allow = (id: number) => id !== self && (!allowed || allowed.has(id));
+    const n = Math.min(args.offset + args.k, this.library.counts().indexed);
+    const hits = this.library.nearest(vector, n, allow).map((h) => this.hit(h.imageId, h.score, 'vector'));
+    return {
+      hits: hits.slice(args.offset),
+      total: hits.length,
+      cutoff: null,
+      lang: null,
+      unknownWords: [],
+      note: null,
+    };
+  }
+
+  private async features(path: string): Promise<{ fne: Int8Array }> {
+    for await (const result of this.extractor.extract([path])) {
+      if (!result.ok) throw result.error;
+      const { fne } = result.features;
+      if (!fne)
+        throw new SagasuError('no-statistics', path, 'the FNE statistics are missing (npm run setup)');
+      return { fne };
+    }
+    throw new ArgumentError('path', `${path}: nothing was extracted`);
+  }
+
+  private async embedFile(path: string): Promise<Float32Array> {
+    return this.model.embedImages([await this.features(path)]);
+  }
+
+  private async describe(imageId: number, refresh: boolean): Promise<Output<'image.describe'>> {
+    const existing = this.library.descriptions(imageId);
+    const hasAuto =
+      existing.captions.some((c) => c.source === 'auto') || existing.tags.some((t) => t.source === 'auto');
+    if (hasAuto && !refresh) return existing;
+    this.image(imageId);
+    const vector = this.library.vector(imageId);
+    if (!vector)
+      throw new SagasuError(
+        'not-indexed',
+        `image ${imageId}`,
+        'has no embedding yet (still indexing, or it failed)',
+      );
+    const bank = await this.captionBank();
+    this.library.setAutoDescriptions(imageId, bank.captionsFor(vector, 5), tagsFor(bank, vector));
+    this.emit('library.changed', { imageIds: [imageId] });
+    return this.library.descriptions(imageId);
+  }
+
+  /** An outside file's captions and tags: computed, not stored (id 0: nothing to review). */
+  private async describeFile(path: string): Promise<Output<'image.describe'>> {
+    const [vector, bank] = await Promise.all([this.embedFile(path), this.captionBank()]);
+    return {
+      captions: bank
+        .captionsFor(vector, 5)
+        .map(({ text, score }) => ({ id: 0, text, score, source: 'auto', status: 'proposed' }) as const),
+      tags: tagsFor(bank, vector).map(
+        ({ text, confidence }) => ({ id: 0, text, confidence, source: 'auto', status: 'proposed' }) as const,
+      ),
+    };
+  }
+
+  private captionBank(): Promise<CaptionBank> {
+    this.bank ??= CaptionBank.open(
+      this.model,
+      this.options.captionBank === undefined ? {} : { file: this.options.captionBank },
+    ).catch((error) => {
+      this.bank = null;
+      throw error;
+    });
+    return this.bank;
+  }
+
+  private async explain(args: ParsedInput<'image.explain'>): Promise<Output<'image.explain'>> {
+    const image = this.image(args.imageId);
+    const [{ fne }, sentence] = await Promise.all([
+      this.features(image.path),
+      this.model.encodeSentences([args.query], { lang: args.lang }),
+    ]);
+    this.explainer ??= LayerExplainer.open(this.model.dir);
+    return (await this.explainer).explain(fne, sentence);
+  }
+
+  private accepted(imageId: number): { tags: string[]; caption: string | null } {
+    const { captions, tags } = this.library.descriptions(imageId);
+    const chosen = captions.filter((c) => c.status === 'accepted');
+    const caption = chosen.find((c) => c.source === 'user') ?? chosen[0];
+    return {
+      tags: tags.filter((t) => t.status === 'accepted').map((t) => t.text),
+      caption: caption?.text ?? null,
+    };
+  }
+
+  private reviewedImageIds(): number[] {
+    const ids: number[] = [];
+    for (const image of this.library.allImages()) {
+      const { tags, caption } = this.accepted(image.id);
+      if (tags.length || caption) ids.push(image.id);
+    }
+    return ids;
+  }
+
+  private async writeXmp(imageIds: number[]): Promise<Output<'xmp.write'>> {
+    const written: string[] = [];
+    const failed: Array<{ path: string; reason: string }> = [];
+    for (const imageId of imageIds) {
+      const image = this.library.image(imageId);
+      if (!image) {
+        failed.push({ path: `image ${imageId}`, reason: 'is not in the library' });
+        continue;
+      }
+      try {
+        written.push(
+          await writeXmpSidecar(image.path, this.accepted(imageId), {
+            naming: this.options.xmpNaming ?? 'photo.jpg.xmp',
+          }),
+        );
+      } catch (error) {
+        if (!(error instanceof SagasuError)) throw error;
+        failed.push({ path: image.path, reason: error.reason });
+      }
+    }
+    return { written, failed };
+  }
+
+  private export(format: 'csv' | 'json'): Output<'export'> {
+    const rows = [];
+    for (const image of this.library.allImages()) {
+      const { captions, tags } = this.library.descriptions(image.id);
+      rows.push({ path: image.path, captions, tags });
+    }
+    return { format, text: exportRows(rows, format) };
+  }
+
+  async media(imageId: number, kind: 'thumb' | 'full', size = 256): Promise<{ bytes: Buffer; type: string }> {
+    const image = this.image(imageId);
+    if (kind === 'full') {
+      const type = MIME[extname(image.path).toLowerCase()] ?? 'application/octet-stream';
+      return { bytes: await readFile(image.path), type };
+    }
+    const side = THUMB_SIZES.find((s) => s >= size) ?? THUMB_SIZES[THUMB_SIZES.length - 1];
+    const { mtimeMs } = await stat(image.path);
+    const dir = join(this.library.dir, 'thumbs');
+    const file = join(dir, `${imageId}-${side}-${Math.round(mtimeMs)}.jpg`);
+    try {
+      return { bytes: await readFile(file), type: 'image/jpeg' };
+    } catch {
+      // not made yet
+    }
+    let bytes: Buffer;
+    try {
+      bytes = await sharp(image.path, { failOn: 'none' })
+        .rotate()
+        .resize(side, side, { fit: 'inside', withoutEnlargement: true })
+        .jpeg({ quality: 80 })
+        .toBuffer();
+    } catch (error) {
+      throw new SagasuError('corrupt', image.path, 'cannot be decoded for a thumbnail', { cause: error });
+    }
+    await mkdir(dir, { recursive: true });
+    const temp = `${file}.${process.pid}.tmp`;
+    await writeFile(temp, bytes);
+    await rename(temp, file);
+    return { bytes, type: 'image/jpeg' };
+  }
+
+  async close(): Promise<void> {
+    this.library.cancel();
+    await this.job?.catch(() => {});
+    await this.library.close();
+    await Promise.all([this.model.close(), this.extractor.close()]);
+  }
+}
+
+function dot(a: Float32Array, b: Float32Array): number {
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += (a[i] as number) * (b[i] as number);
+  return s;
+}
+
+export function openEngine(options: EngineOptions): Promise<EngineHost> {
+  return Engine.open(options);
+}
