@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { registerEval } from './eval-command.ts';
 import { registerFeatures } from './features.ts';
+import { registerLibrary } from './library.ts';
 import { runCommand } from './run.ts';
 
 const program = new Command('sagasu')
@@ -8,6 +9,7 @@ const program = new Command('sagasu')
   .showHelpAfterError();
 registerFeatures(program);
 registerEval(program);
+registerLibrary(program);
 
 await runCommand('sagasu', async () => {
   await program.parseAsync(process.argv);
