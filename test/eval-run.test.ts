@@ -12,7 +12,7 @@ import {
   runEval,
 } from '../src-main/engine/eval/index.ts';
 import { FneExtractor } from '../src-main/engine/fne/index.ts';
-import { JointModel, jointModelsDir } from '../src-main/engine/joint/index.ts';
+import { type ImageInput, JointModel, jointModelsDir } from '../src-main/engine/joint/index.ts';
 import { TIES_EXPECTED, type TieSets, writeTieSets } from './helpers/eval-sets.ts';
 import { cnnBuilt, shared, skipNote } from './helpers/shared.ts';
 
@@ -179,7 +179,7 @@ describe.skipIf(!cnnBuilt || !shared)(
     it('gives exactly what npm run eval computes (evaluateJointModel) on features straight from the extractor', async () => {
       const data = await loadEvalDataset(dir);
       const extractor = await FneExtractor.open();
-      const inputs = [];
+      const inputs: ImageInput[] = [];
       try {
         for await (const r of extractor.extract(data.images)) {
           if (!r.ok) throw r.error;
@@ -195,6 +195,23 @@ describe.skipIf(!cnnBuilt || !shared)(
           const { queries: _a, ...i2t } = expected.i2t;
           const { queries: _b, ...t2i } = expected.t2i;
           expect(folder.results[key]).toMatchObject({ i2t, t2i, rsum: expected.rsum });
+          if (key !== 'fne') continue;
+          // "Why this match": the per-layer split averaged over the correct top-1 retrievals adds up to their
+          // mean score, computed here from the model's own vectors.
+          const correct = [...expected.ranks.t2i.keys()].filter((c) => expected.ranks.t2i[c] === 1);
+          const layers = folder.details.fne?.layers;
+          expect(folder.details.fne?.correctTop1).toBe(correct.length);
+          expect(layers?.pairs).toBe(Math.min(200, correct.length));
+          const captions = await model.text.encode(correct.map((c) => data.captions[c]?.text as string));
+          const images = await model.image.embed(
+            correct.map((c) => inputs[data.captions[c]?.image as number] as ImageInput),
+          );
+          let mean = 0;
+          for (let k = 0; k < captions.length; k++) mean += (images[k] as number) * (captions[k] as number);
+          mean /= correct.length;
+          expect(layers?.score).toBeCloseTo(mean, 3);
+          expect(layers?.blocks.reduce((a, b) => a + b.contribution, 0)).toBeCloseTo(mean, 3);
+          expect(layers?.layers.length).toBeGreaterThan(40);
         } finally {
           await model.close();
         }

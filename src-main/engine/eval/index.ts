@@ -37,6 +37,7 @@ export {
   type EvalLang,
   type EvalRun,
   evalSummary,
+  explainLayers,
   type LayerExplain,
   type LayerShares,
   type ModelDetails,

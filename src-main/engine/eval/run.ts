@@ -1,5 +1,6 @@
 import { readdir } from 'node:fs/promises';
 import { basename } from 'node:path';
+import { LayerExplainer } from '../describe/index.ts';
 import { ArgumentError, SagasuError } from '../errors.ts';
 import {
   type FeatureKind,
@@ -37,8 +38,11 @@ export interface RunEvalOptions extends FeatureOptions, Omit<LoadDatasetOptions,
   above?: number;
   /** Opens a model with the sentence encoder of a language (default openModelFor). */
   openModel?: (dir: string, lang: CaptionLang) => Promise<JointModel>;
-  /** Per-layer "why this match" over correct top-1 matches; absent, the report leaves that part out. */
-  explain?: LayerExplain;
+  /**
+   * Per-layer "why this match" averaged over correct top-1 matches (default: explainLayers, on the models
+   * whose score splits by layer); false leaves that part of the report out.
+   */
+  explain?: LayerExplain | false;
 }
 
 /** Averages per-layer contributions over pairs (image features, caption vector) of one model. */
@@ -86,7 +90,7 @@ export interface ModelDetails {
   /** Correct top-1 retrievals (caption -> its photo ranked first). */
   correctTop1: number;
   layers?: LayerShares;
-  seconds: { text: number; image: number; ranking: number };
+  seconds: { text: number; image: number; ranking: number; failures: number; explain: number };
 }
 
 export interface SkippedCaption {
@@ -326,6 +330,7 @@ export async function runEval(datasetPath: string, options: RunEvalOptions = {})
       };
 
       const t2i = result.ranks.t2i;
+      const s4 = performance.now();
       const order = [...t2i.keys()].sort((a, b) => (t2i[b] as number) - (t2i[a] as number) || a - b);
       const failures: RetrievalFailure[] = order
         .slice(0, worst)
@@ -354,23 +359,31 @@ export async function runEval(datasetPath: string, options: RunEvalOptions = {})
             above,
           };
         });
+      const s5 = performance.now();
       const correct: number[] = [];
       for (let c = 0; c < t2i.length; c++) if (t2i[c] === 1) correct.push(c);
       let layers: LayerShares | undefined;
-      if (options.explain && correct.length > 0) {
+      const explain = options.explain ?? explainLayers;
+      if (explain && model.manifest.features !== 'one-layer' && correct.length > 0) {
         const pairs = await Promise.all(
-          correct.map(async (c) => ({
+          evenSample(correct, EXPLAIN_PAIRS).map(async (c) => ({
             image: await featuresOf(captionImage[c] as number),
             caption: captions.subarray(c * model.dim, (c + 1) * model.dim),
           })),
         );
-        layers = await options.explain(dir, pairs);
+        layers = await explain(dir, pairs);
       }
       details[key] = {
         failures,
         correctTop1: correct.length,
         ...(layers ? { layers } : {}),
-        seconds: { text: (s1 - s0) / 1000, image: (s2 - s1) / 1000, ranking: (s3 - s2) / 1000 },
+        seconds: {
+          text: (s1 - s0) / 1000,
+          image: (s2 - s1) / 1000,
+          ranking: (s3 - s2) / 1000,
+          failures: (s5 - s4) / 1000,
+          explain: (performance.now() - s5) / 1000,
+        },
       };
     }
 
@@ -432,6 +445,45 @@ export async function runEval(datasetPath: string, options: RunEvalOptions = {})
     await Promise.all(opened.map((model) => model.close()));
   }
 }
+
+/**
+ * Correct matches the layer split is averaged over. Each pair costs a [featureDim x dim] product in
+ * JavaScript (~10 ms for the FNE): 200 keep it to seconds, and an even sample of a few hundred already
+ * settles the shares to about a percent.
+ */
+const EXPLAIN_PAIRS = 200;
+
+/** At most n items, evenly spaced, first included. */
+function evenSample<T>(items: readonly T[], n: number): T[] {
+  if (items.length <= n) return [...items];
+  return Array.from({ length: n }, (_, k) => items[Math.floor((k * items.length) / n)] as T);
+}
+
+/** The mean of LayerExplainer's exact per-layer split (describe room) over the pairs. */
+export const explainLayers: LayerExplain = async (dir, pairs) => {
+  if (pairs.length === 0) return undefined;
+  const explainer = await LayerExplainer.open(dir);
+  const layers = new Map<string, { block: string; sum: number }>();
+  const blocks = new Map<string, number>();
+  let score = 0;
+  for (const { image, caption } of pairs) {
+    const e = explainer.explain(image, caption);
+    score += e.score;
+    for (const l of e.layers) {
+      const entry = layers.get(l.name) ?? { block: l.block, sum: 0 };
+      entry.sum += l.contribution;
+      layers.set(l.name, entry);
+    }
+    for (const b of e.blocks) blocks.set(b.block, (blocks.get(b.block) ?? 0) + b.contribution);
+  }
+  const n = pairs.length;
+  return {
+    pairs: n,
+    score: score / n,
+    layers: [...layers].map(([name, { block, sum }]) => ({ name, block, contribution: sum / n })),
+    blocks: [...blocks].map(([block, sum]) => ({ block, contribution: sum / n })),
+  };
+};
 
 /** One caption's score against every image (float64 sums: only for display, ranks come from the protocol). */
 function scoreAll(images: Float32Array, caption: Float32Array, dim: number): Float64Array {
