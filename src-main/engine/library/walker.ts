@@ -1,6 +1,6 @@
 import type { Dirent } from 'node:fs';
-import { readdir, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { readdir, realpath, stat } from 'node:fs/promises';
+import { isAbsolute, join, relative } from 'node:path';
 import { typeFromName } from './catalog.ts';
 
 export interface WalkedFile {
@@ -32,14 +32,16 @@ export function skippedName(name: string): boolean {
 
 /**
  * Every photo file (by extension; the content is checked when it is decoded) under `root`. Hidden and system
- * folders are skipped; symlinks are followed, but a folder reached twice (a loop, or two links to one place)
- * is listed once, by its device and inode.
+ * folders are skipped. A symlinked folder is followed only when it leads outside the root (inside, its photos
+ * are listed under their real path already), and a folder reached twice (a loop, two links to one place) is
+ * listed once, by its device and inode. So each photo has one path, whatever order the disk lists names in.
  */
 export async function walk(root: string): Promise<WalkResult> {
   const files: WalkedFile[] = [];
   const unreadable: string[] = [];
   const visited = new Set<string>();
   const rootStat = await stat(root);
+  const realRoot = await realpath(root);
   visited.add(`${rootStat.dev}:${rootStat.ino}`);
   const stack = [root];
   while (stack.length > 0) {
@@ -65,6 +67,11 @@ export async function walk(root: string): Promise<WalkResult> {
           return; // vanished, or a dangling link
         }
         if (s.isDirectory()) {
+          if (entry.isSymbolicLink()) {
+            const target = await realpath(path).catch(() => realRoot);
+            const rel = relative(realRoot, target);
+            if (rel === '' || (!rel.startsWith('..') && !isAbsolute(rel))) return;
+          }
           const key = `${s.dev}:${s.ino}`;
           if (visited.has(key)) return;
           visited.add(key);
