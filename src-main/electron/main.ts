@@ -1,0 +1,88 @@
+import { join } from 'node:path';
+import { app, type BrowserWindow, dialog, ipcMain, protocol, session } from 'electron';
+import { toApiError } from '../engine/api/contract.ts';
+import { openEngineWorker } from '../engine/api/index.ts';
+import { bootstrapLibrary } from '../server/bootstrap.ts';
+import { defaultLibraryDir, rendererDir, sampleLibraryDir } from '../server/config.ts';
+import { ensureRenderer } from '../server/renderer.ts';
+import { buildPreload, preloadOut, preloadStale } from './build.ts';
+import { forwardEvents, registerIpc } from './ipc.ts';
+import { registerProtocols, registerSchemes } from './protocol.ts';
+import { createMainWindow, hardenContents, lockDownSession } from './window.ts';
+
+// Before `ready`: the schemes must be known to Chromium before any page exists.
+registerSchemes(protocol);
+app.enableSandbox();
+app.on('web-contents-created', (_event, contents) => hardenContents(contents));
+
+async function start(): Promise<void> {
+  await app.whenReady();
+  lockDownSession(session.defaultSession);
+  // From a checkout, `npm start` builds what is missing; an installed app ships both built.
+  if (!app.isPackaged) ensureRenderer((line) => console.error(`sagasu: ${line}`));
+  // An installed app keeps models, the renderer and the demo photos beside app.asar (extraResources).
+  const resources = app.isPackaged ? process.resourcesPath : undefined;
+  const libraryDir = defaultLibraryDir();
+  let engine: Awaited<ReturnType<typeof openEngineWorker>>;
+  try {
+    // The engine runs in a worker thread: CNN batches and database writes never stall the window.
+    engine = await openEngineWorker({
+      libraryDir,
+      ...(resources ? { modelDir: join(resources, 'models', 'joint', 'fne') } : {}),
+    });
+  } catch (error) {
+    const { message } = toApiError(error);
+    dialog.showErrorBox('Sagasu cannot open its library', `${libraryDir}\n\n${message}`);
+    app.exit(1);
+    return;
+  }
+  registerProtocols(protocol, engine, resources ? join(resources, 'renderer') : rendererDir);
+
+  let window: BrowserWindow | null = null;
+  registerIpc(ipcMain, engine, {
+    async pickFolder() {
+      const options = { properties: ['openDirectory' as const] };
+      const picked = window
+        ? await dialog.showOpenDialog(window, options)
+        : await dialog.showOpenDialog(options);
+      return picked.canceled ? null : (picked.filePaths[0] ?? null);
+    },
+  });
+
+  const preload = !app.isPackaged && preloadStale() ? await buildPreload() : preloadOut;
+  window = createMainWindow(preload);
+  const stopEvents = forwardEvents(engine, (channel, message) => {
+    if (window && !window.isDestroyed()) window.webContents.send(channel, message);
+  });
+
+  app.on('second-instance', () => {
+    if (!window || window.isDestroyed()) return;
+    if (window.isMinimized()) window.restore();
+    window.focus();
+  });
+  app.on('window-all-closed', () => app.quit());
+  let closed = false;
+  app.on('will-quit', (event) => {
+    if (closed) return;
+    // Let the engine finish its write and release the library lock before the process goes.
+    event.preventDefault();
+    stopEvents();
+    void engine.close().finally(() => {
+      closed = true;
+      app.quit();
+    });
+  });
+
+  const first = await bootstrapLibrary(engine, { libraryDir, demoDir: sampleLibraryDir(resources) });
+  if (first.added) console.log(`sagasu: ${first.reason}`);
+}
+
+// One window per library: a second start focuses the first instead of fighting over the library lock.
+if (app.requestSingleInstanceLock()) {
+  start().catch((error) => {
+    console.error(error);
+    app.exit(1);
+  });
+} else {
+  app.quit();
+}

@@ -1,0 +1,53 @@
+import { Command, InvalidArgumentError } from 'commander';
+import { runCommand } from '../cli/run.ts';
+import { openEngineWorker } from '../engine/api/index.ts';
+import { startServer } from './app.ts';
+import { bootstrapLibrary } from './bootstrap.ts';
+import { defaultLibraryDir, rendererDir, sampleLibraryDir } from './config.ts';
+import { ensureRenderer } from './renderer.ts';
+
+function port(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535)
+    throw new InvalidArgumentError('expected a port number from 0 to 65535');
+  return n;
+}
+
+const log = (line: string) => process.stderr.write(`sagasu serve: ${line}\n`);
+
+const program = new Command()
+  .name('sagasu-serve')
+  .description('Sagasu in the browser: a local server on 127.0.0.1 with a per-run token')
+  .option('--port <n>', 'port to listen on (default: a free one)', port, 0)
+  .option('--library <dir>', 'library folder (catalog and index)', defaultLibraryDir())
+  .option('--no-demo', 'do not add the demo library on first run')
+  .option('--no-build', 'do not build the renderer when it is missing or stale')
+  .action(async (options: { port: number; library: string; demo: boolean; build: boolean }) => {
+    await runCommand('sagasu serve', async () => {
+      if (options.build) ensureRenderer(log);
+      const engine = await openEngineWorker({ libraryDir: options.library });
+      const server = await startServer({ engine, rendererDir, port: options.port });
+      let closing = false;
+      const shutdown = async () => {
+        if (closing) return;
+        closing = true;
+        await server.close();
+        await engine.close();
+        process.exit(0);
+      };
+      process.on('SIGINT', shutdown);
+      process.on('SIGTERM', shutdown);
+      // stdout carries the URL alone: scripts and tests read its first line.
+      process.stdout.write(`${server.browserUrl}\n`);
+      log(`library ${options.library}`);
+      if (options.demo) {
+        const first = await bootstrapLibrary(engine, {
+          libraryDir: options.library,
+          demoDir: sampleLibraryDir(),
+        });
+        if (first.added) log(first.reason);
+      }
+    });
+  });
+
+await program.parseAsync();

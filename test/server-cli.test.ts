@@ -1,0 +1,107 @@
+import { spawn } from 'node:child_process';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { projectRoot } from '../src-main/engine/paths.ts';
+import { defaultLibraryDir } from '../src-main/server/config.ts';
+import { skipNote } from './helpers/shared.ts';
+
+// @ts-expect-error: a plain ES module without types, tested as npm start runs it
+const { electronBinary } = (await import('../scripts/start.mjs')) as {
+  electronBinary(dir: string, platform?: string): string | null;
+};
+
+const dirs: string[] = [];
+afterAll(async () => {
+  for (const dir of dirs) await rm(dir, { recursive: true, force: true });
+});
+
+async function tempDir(): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'sagasu-cli-'));
+  dirs.push(dir);
+  return dir;
+}
+
+describe('library folder and Electron detection', () => {
+  it('puts the library in the OS data folder unless SAGASU_LIBRARY_DIR says otherwise', () => {
+    expect(defaultLibraryDir({}, 'linux', '/home/ann')).toBe('/home/ann/.local/share/sagasu');
+    expect(defaultLibraryDir({ XDG_DATA_HOME: '/data' }, 'linux', '/home/ann')).toBe('/data/sagasu');
+    expect(defaultLibraryDir({}, 'darwin', '/Users/ann')).toBe(
+      '/Users/ann/Library/Application Support/Sagasu',
+    );
+    expect(
+      defaultLibraryDir({ APPDATA: 'C:\\Users\\ann\\AppData\\Roaming' }, 'win32', 'C:\\Users\\ann'),
+    ).toBe(join('C:\\Users\\ann\\AppData\\Roaming', 'Sagasu'));
+    expect(defaultLibraryDir({ SAGASU_LIBRARY_DIR: '/srv/photos-lib' }, 'linux', '/home/ann')).toBe(
+      '/srv/photos-lib',
+    );
+  });
+
+  it('finds the Electron binary only where its installer left one', async () => {
+    const dir = await tempDir();
+    expect(electronBinary(dir, 'linux')).toBeNull();
+    await mkdir(join(dir, 'dist'));
+    expect(electronBinary(dir, 'linux')).toBeNull();
+    await writeFile(join(dir, 'dist', 'electron'), '');
+    expect(electronBinary(dir, 'linux')).toBe(join(dir, 'dist', 'electron'));
+    await writeFile(join(dir, 'path.txt'), 'electron.exe');
+    expect(electronBinary(dir, 'win32')).toBeNull();
+    await writeFile(join(dir, 'dist', 'electron.exe'), '');
+    expect(electronBinary(dir, 'win32')).toBe(join(dir, 'dist', 'electron.exe'));
+    // This checkout: electron is installed for its types only, so npm start takes the browser path.
+    expect(electronBinary(join(projectRoot, 'node_modules', 'electron'))).toBeNull();
+  });
+});
+
+const note = skipNote({ cnn: true });
+
+describe(`npm start without Electron${note}`, () => {
+  it.skipIf(note !== '')(
+    'says so in one line, serves the UI on 127.0.0.1 with a token, and stops cleanly',
+    async () => {
+      const library = await tempDir();
+      const child = spawn(
+        process.execPath,
+        [join(projectRoot, 'scripts', 'start.mjs'), '--no-demo', '--no-build'],
+        {
+          cwd: projectRoot,
+          env: { ...process.env, SAGASU_LIBRARY_DIR: library },
+          stdio: ['ignore', 'pipe', 'pipe'],
+        },
+      );
+      let stderr = '';
+      child.stderr.on('data', (chunk) => {
+        stderr += chunk;
+      });
+      const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+      const url = await new Promise<string>((resolve, reject) => {
+        let out = '';
+        child.stdout.on('data', (chunk) => {
+          out += chunk;
+          if (out.includes('\n')) resolve(out.split('\n')[0] as string);
+        });
+        void exited.then((code) => reject(new Error(`exited ${code} before printing a URL: ${stderr}`)));
+      });
+      try {
+        expect(stderr.split('\n')[0]).toMatch(/Electron binary is not installed.*browser/);
+        const match = /^http:\/\/127\.0\.0\.1:(\d+)\/#token=([\w-]{32})$/.exec(url);
+        expect(match, url).not.toBeNull();
+        const [, port, token] = match as RegExpExecArray;
+        const status = await fetch(`http://127.0.0.1:${port}/api/call/status`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${token}` },
+        });
+        expect(status.status).toBe(200);
+        const body = (await status.json()) as { result: { roots: unknown[] } };
+        expect(body.result.roots).toEqual([]);
+        expect((await fetch(`http://127.0.0.1:${port}/api/call/status`, { method: 'POST' })).status).toBe(
+          401,
+        );
+      } finally {
+        child.kill('SIGTERM');
+      }
+      expect(await exited).toBe(0);
+    },
+  );
+});
