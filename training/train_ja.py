@@ -135,7 +135,10 @@ def shipped_projection(model_dir: str) -> tuple[np.ndarray, dict]:
 
 
 def check_against_run(w: np.ndarray, run: str) -> float:
-    ckpt = load_checkpoint(os.path.join(run, "best.pt"))
+    path = os.path.join(run, "best.pt")
+    if not os.path.exists(path):
+        raise DataError(f"{path} not found (--check-run names the English run the image model was exported from)")
+    ckpt = load_checkpoint(path)
     trained = ckpt["model"]["image.linear.weight"].t().contiguous()
     rounded = trained.half().float().numpy()
     diff = float(np.abs(rounded - w).max())
@@ -193,8 +196,13 @@ def main(argv=None) -> int:
               f"(CNN {str(data.meta_value('cnn', 'sha256'))[:12]}), the features the app computes now", flush=True)
     args.dim = int(image_manifest["dim"])
     if args.check_run:
+        try:
+            diff = check_against_run(w, args.check_run)
+        except DataError as e:
+            print(f"train_ja: {e}", file=sys.stderr)
+            return 2
         print(f"train_ja: shipped projection = {args.check_run}/best.pt in float16 "
-              f"(float32 vs float16 max |diff| {check_against_run(w, args.check_run):.2e})", flush=True)
+              f"(float32 vs float16 max |diff| {diff:.2e})", flush=True)
 
     train = load_split(data, "train", "fne", args.max_captions)
     val = load_split(data, "val", "fne")
