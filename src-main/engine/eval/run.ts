@@ -516,6 +516,9 @@ export function evalSummary(run: EvalRun) {
     ...(run.difference ? { difference: run.difference } : {}),
     notes: run.notes,
     features: run.features,
-    seconds: run.seconds,
+    seconds: {
+      ...run.seconds,
+      models: Object.fromEntries(Object.entries(run.details).map(([key, d]) => [key, d?.seconds])),
+    },
   };
 }
