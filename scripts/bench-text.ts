@@ -67,12 +67,13 @@ async function latency(model: JointModel, lang: 'en' | 'ja', queries: string[]) 
 const rssBefore = process.memoryUsage().rss;
 const loads: number[] = [];
 let tokenizer: JapaneseTokenizer | undefined;
+let rssFirst = rssBefore;
 for (let i = 0; i < LOADS; i++) {
   const loaded = await JapaneseTokenizer.load();
   loads.push(loaded.loadMs);
   tokenizer = loaded.tokenizer;
+  if (i === 0) rssFirst = process.memoryUsage().rss;
 }
-const rssAfter = process.memoryUsage().rss;
 if (!tokenizer) throw new Error('BENCH_LOADS must be at least 1');
 
 const captions = await readJapaneseCaptions();
@@ -122,16 +123,17 @@ log(
 log(`| a 10,000-character Japanese query (read up to 256 words) | ${f(longMs, 0)} ms |`);
 
 if (process.argv.includes('--write')) {
+  // Only this command's section, between its markers (the other sections belong to their own commands).
   const file = join(projectRoot, 'docs', 'BENCHMARKS.md');
   const text = await readFile(file, 'utf8');
-  const start = text.indexOf('## Japanese query path');
-  const section = `${lines.join('\n')}\n`;
-  let out: string;
-  if (start < 0) out = `${text.trimEnd()}\n\n${section}`;
-  else {
-    const next = text.indexOf('\n## ', start + 3);
-    out = text.slice(0, start) + section + (next < 0 ? '' : `\n${text.slice(next + 1)}`);
-  }
+  const [start, end] = ['<!-- bench:text:start -->', '<!-- bench:text:end -->'];
+  const section = `${start}\n${lines.join('\n')}\n${end}`;
+  const a = text.indexOf(start);
+  const b = text.indexOf(end);
+  const out =
+    a >= 0 && b > a
+      ? text.slice(0, a) + section + text.slice(b + end.length)
+      : `${text.trimEnd()}\n\n${section}\n`;
   await writeFile(file, out);
   console.log(`bench:text: wrote the section into ${file}`);
 }
