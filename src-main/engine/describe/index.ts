@@ -36,4 +36,5 @@ export {
   type XmpNaming,
   type XmpSidecar,
   type XmpWriteOptions,
+  XmpWriter,
 } from './xmp.ts';

@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import { stat } from 'node:fs/promises';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { ArgumentError, SagasuError } from '../errors.ts';
@@ -117,16 +117,12 @@ function firstProblem(stderr: string, stdout: string): string {
   return lines[0] ?? (oneLine(stderr) || 'ExifTool reported a failure');
 }
 
-/**
- * Writes (creating or merging) the photo's XMP sidecar and returns its path. The sidecar's other fields
- * survive; ExifTool writes a new file and renames it over the old one, so a failure (a read-only folder, a
- * damaged sidecar) leaves the old sidecar exactly as it was and surfaces as an XmpError naming the file.
- */
-export async function writeXmpSidecar(
+/** Checks the photo and the content, and builds the ExifTool arguments that write its sidecar. */
+async function writeCommand(
   photoPath: string,
   content: XmpContent,
-  options: XmpWriteOptions = {},
-): Promise<string> {
+  naming: XmpNaming | undefined,
+): Promise<{ sidecar: string; args: string[] }> {
   const photo = resolve(photoPath);
   const info = await stat(photo).catch((cause: unknown) => {
     throw new XmpError(
@@ -146,22 +142,154 @@ export async function writeXmpSidecar(
   const caption = content.caption === null ? null : oneLine(content.caption);
   if (tags.length === 0 && remove.length === 0 && !caption)
     throw new ArgumentError('xmp', `nothing to write for ${photo}: no accepted tag and no caption`);
-  const sidecar = sidecarPath(photo, options.naming);
+  const sidecar = sidecarPath(photo, naming);
   const args = ['-overwrite_original', '-charset', 'utf8'];
   // "-=" then "+=": ExifTool's idiom for adding a list item only when it is not there yet.
   for (const t of tags) args.push(`-XMP-dc:Subject-=${t}`, `-XMP-dc:Subject+=${t}`);
   for (const t of remove) args.push(`-XMP-dc:Subject-=${t}`);
   if (caption) args.push(`-XMP-dc:Description=${caption}`);
   args.push(sidecar);
-  const executable = options.exiftool ?? process.env.SAGASU_EXIFTOOL ?? 'exiftool';
-  const result = await exiftool(executable, args, sidecar);
-  if (
-    result.code !== 0 ||
-    /\bfiles? weren't (updated|created)/.test(result.stdout) ||
-    /^Error/m.test(result.stderr)
-  )
+  return { sidecar, args };
+}
+
+function writeFailed(stdout: string, stderr: string): boolean {
+  return /\bfiles? weren't (updated|created)/.test(stdout) || /^Error/m.test(stderr);
+}
+
+function executableOf(options: { exiftool?: string }): string {
+  return options.exiftool ?? process.env.SAGASU_EXIFTOOL ?? 'exiftool';
+}
+
+/**
+ * Writes (creating or merging) the photo's XMP sidecar and returns its path. The sidecar's other fields
+ * survive; ExifTool writes a new file and renames it over the old one, so a failure (a read-only folder, a
+ * damaged sidecar) leaves the old sidecar exactly as it was and surfaces as an XmpError naming the file.
+ * One ExifTool process per call; for many photos, XmpWriter keeps one running.
+ */
+export async function writeXmpSidecar(
+  photoPath: string,
+  content: XmpContent,
+  options: XmpWriteOptions = {},
+): Promise<string> {
+  const { sidecar, args } = await writeCommand(photoPath, content, options.naming);
+  const result = await exiftool(executableOf(options), args, sidecar);
+  if (result.code !== 0 || writeFailed(result.stdout, result.stderr))
     throw new XmpError('write-failed', sidecar, firstProblem(result.stderr, result.stdout));
   return sidecar;
+}
+
+/**
+ * Many sidecars through one long-running ExifTool (`-stay_open`): Perl and ExifTool's modules load once,
+ * instead of once per photo. Calls run one after another; a photo that fails rejects its own call and
+ * the writer goes on with the next.
+ */
+export class XmpWriter {
+  private child: ChildProcessWithoutNullStreams | undefined;
+  private queue: Promise<unknown> = Promise.resolve();
+  private stdout = '';
+  private stderr = '';
+  private waiting: (() => void) | undefined;
+  private failure: XmpError | undefined;
+  private counter = 0;
+
+  constructor(private readonly options: XmpWriteOptions = {}) {}
+
+  private start(): ChildProcessWithoutNullStreams {
+    if (this.child) return this.child;
+    const executable = executableOf(this.options);
+    this.failure = undefined;
+    const child = spawn(executable, ['-stay_open', 'True', '-@', '-'], { windowsHide: true });
+    child.stdout.setEncoding('utf8');
+    child.stderr.setEncoding('utf8');
+    child.stdout.on('data', (t: string) => {
+      this.stdout += t;
+      this.waiting?.();
+    });
+    child.stderr.on('data', (t: string) => {
+      this.stderr += t;
+      this.waiting?.();
+    });
+    child.on('error', (cause: NodeJS.ErrnoException) => {
+      this.failure =
+        cause.code === 'ENOENT' || cause.code === 'EACCES'
+          ? new XmpError(
+              'exiftool-missing',
+              executable,
+              `ExifTool is not installed or not runnable: ${INSTALL}`,
+              {
+                cause,
+              },
+            )
+          : new XmpError('write-failed', executable, `ExifTool failed: ${cause.message}`, { cause });
+      this.waiting?.();
+    });
+    child.on('close', () => {
+      this.failure ??= new XmpError('write-failed', executable, 'ExifTool exited unexpectedly');
+      this.child = undefined;
+      this.waiting?.();
+    });
+    child.stdin.on('error', () => {}); // reported through 'error' / 'close'
+    this.child = child;
+    return child;
+  }
+
+  /** Sends one command and resolves with its stdout and stderr, each up to its {readyN} marker. */
+  private command(args: readonly string[]): Promise<{ stdout: string; stderr: string }> {
+    for (const a of args)
+      if (/[\r\n]/.test(a))
+        throw new ArgumentError('xmp', `an argument holds a line break: ${JSON.stringify(a)}`);
+    const run = async () => {
+      const child = this.start();
+      const n = ++this.counter;
+      const outMark = `{ready${n}}`;
+      const errMark = `{done${n}}`;
+      child.stdin.write(`${[...args, '-echo4', errMark, `-execute${n}`].join('\n')}\n`);
+      for (;;) {
+        const o = this.stdout.indexOf(outMark);
+        const e = this.stderr.indexOf(errMark);
+        if (o >= 0 && e >= 0) {
+          const result = { stdout: this.stdout.slice(0, o), stderr: this.stderr.slice(0, e) };
+          this.stdout = this.stdout.slice(o + outMark.length).replace(/^\r?\n/, '');
+          this.stderr = this.stderr.slice(e + errMark.length).replace(/^\r?\n/, '');
+          return result;
+        }
+        if (this.failure) {
+          const failure = this.failure;
+          this.failure = undefined;
+          this.stdout = '';
+          this.stderr = '';
+          throw failure;
+        }
+        await new Promise<void>((wake) => {
+          this.waiting = wake;
+        });
+        this.waiting = undefined;
+      }
+    };
+    const result = this.queue.then(run, run);
+    this.queue = result.catch(() => {});
+    return result;
+  }
+
+  /** writeXmpSidecar through this writer's ExifTool. */
+  async write(photoPath: string, content: XmpContent, naming = this.options.naming): Promise<string> {
+    const { sidecar, args } = await writeCommand(photoPath, content, naming);
+    const result = await this.command(args);
+    if (writeFailed(result.stdout, result.stderr))
+      throw new XmpError('write-failed', sidecar, firstProblem(result.stderr, result.stdout));
+    return sidecar;
+  }
+
+  /** Stops ExifTool (after the calls already made). */
+  async close(): Promise<void> {
+    await this.queue;
+    const child = this.child;
+    if (!child) return;
+    await new Promise<void>((done) => {
+      child.once('close', () => done());
+      child.stdin.end('-stay_open\nFalse\n');
+    });
+  }
 }
 
 /** A sidecar's dc:subject, dc:description and every other XMP field, as ExifTool reads them. */
