@@ -15,7 +15,7 @@ import {
 } from '../src-main/engine/api/contract.ts';
 import { SagasuError } from '../src-main/engine/errors.ts';
 import { type RunningServer, startServer } from '../src-main/server/app.ts';
-import type { DoorEngine } from '../src-main/server/engine-host.ts';
+import { type DoorEngine, deferredEngine } from '../src-main/server/engine-host.ts';
 
 /**
  * Transport only (auth, validation, routing, media, events) with a small in-test engine; the behaviour of
@@ -299,5 +299,58 @@ describe('local server: upload and events', () => {
     // The socket's listeners are gone once it closes.
     await new Promise((resolve) => setTimeout(resolve, 50));
     expect(engine.events.listenerCount('index.progress')).toBe(0);
+  });
+});
+
+describe('local server: while the engine is still opening', () => {
+  it('listens at once; calls and event listeners wait for the engine', async () => {
+    let open: (engine: DoorEngine) => void = () => {};
+    const opening = new Promise<DoorEngine>((resolve) => {
+      open = resolve;
+    });
+    const late = new TransportEngine();
+    const early = await startServer({ engine: deferredEngine(opening) });
+    try {
+      const ws = new WebSocket(`ws://127.0.0.1:${early.port}/api/events?token=${early.token}`);
+      await new Promise((resolve) => ws.addEventListener('open', resolve));
+      const answer = fetch(`${early.origin}/api/call/search`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${early.token}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ query: 'early bird' }),
+      });
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(late.calls).toHaveLength(0);
+      open(late);
+      const res = await answer;
+      expect(res.status).toBe(200);
+      expect(late.calls.at(-1)).toMatchObject({ method: 'search', input: { query: 'early bird' } });
+      const received = new Promise<unknown>((resolve) =>
+        ws.addEventListener('message', (m) => resolve(JSON.parse(String(m.data)))),
+      );
+      late.events.emit('library.changed', { imageIds: null });
+      expect(await received).toEqual({ event: 'library.changed', payload: { imageIds: null } });
+      ws.close();
+    } finally {
+      await early.close();
+    }
+  });
+
+  it("answers every call with the engine's failure to open (a locked library is 409)", async () => {
+    const locked = Promise.reject(
+      new SagasuError('library-locked', '/photos/library', 'another Sagasu process has this library open'),
+    );
+    const failed = await startServer({ engine: deferredEngine(locked) });
+    try {
+      const res = await fetch(`${failed.origin}/api/call/status`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${failed.token}` },
+      });
+      expect(res.status).toBe(409);
+      expect(await res.json()).toMatchObject({ ok: false, error: { code: 'library-locked' } });
+      const media = await fetch(`${failed.origin}/media/thumb/1?token=${failed.token}`);
+      expect(media.status).toBe(409);
+    } finally {
+      await failed.close();
+    }
   });
 });

@@ -4,6 +4,7 @@ import { openEngineWorker } from '../engine/api/index.ts';
 import { startServer } from './app.ts';
 import { bootstrapLibrary } from './bootstrap.ts';
 import { defaultLibraryDir, rendererDir, sampleLibraryDir } from './config.ts';
+import { deferredEngine } from './engine-host.ts';
 import { ensureRenderer } from './renderer.ts';
 
 function port(value: string): number {
@@ -25,8 +26,19 @@ const program = new Command()
   .action(async (options: { port: number; library: string; demo: boolean; build: boolean }) => {
     await runCommand('sagasu serve', async () => {
       if (options.build) ensureRenderer(log);
-      const engine = await openEngineWorker({ libraryDir: options.library });
-      const server = await startServer({ engine, rendererDir, port: options.port });
+      // Listen first: the page loads while the models do, and its first calls wait for the engine.
+      const opening = openEngineWorker({ libraryDir: options.library });
+      const server = await startServer({ engine: deferredEngine(opening), rendererDir, port: options.port });
+      // stdout carries the URL alone: scripts and tests read its first line.
+      process.stdout.write(`${server.browserUrl}\n`);
+      log(`library ${options.library}`);
+      let engine: Awaited<typeof opening>;
+      try {
+        engine = await opening;
+      } catch (error) {
+        await server.close();
+        throw error;
+      }
       let closing = false;
       const shutdown = async () => {
         if (closing) return;
@@ -37,9 +49,6 @@ const program = new Command()
       };
       process.on('SIGINT', shutdown);
       process.on('SIGTERM', shutdown);
-      // stdout carries the URL alone: scripts and tests read its first line.
-      process.stdout.write(`${server.browserUrl}\n`);
-      log(`library ${options.library}`);
       if (options.demo) {
         const first = await bootstrapLibrary(engine, {
           libraryDir: options.library,
