@@ -106,7 +106,7 @@ log(
   `| kuromoji 0.1.2 dictionary (IPADIC) load, first Japanese query only | ${loads.map((x) => f(x, 0)).join(' / ')} ms (${LOADS} loads) |`,
 );
 log(
-  `| memory the loaded dictionary adds (RSS, ${LOADS} loads kept alive until GC) | ${f((rssAfter - rssBefore) / 2 ** 20 / LOADS, 0)} MB per load |`,
+  `| memory the dictionary adds (RSS growth over the first load; a process keeps one) | ${f((rssFirst - rssBefore) / 2 ** 20, 0)} MB |`,
 );
 log(
   `| kuromoji on disk: package / its dict/ (gzip) | ${f(du(kuromojiDir), 1)} MB / ${f(du(kuromojiDictDir()), 1)} MB |`,
