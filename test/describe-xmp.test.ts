@@ -210,6 +210,7 @@ describe.skipIf(!hasExiftool)(`XMP sidecars${note}`, () => {
       code: 'photo-missing',
     });
     await expect(writeXmpSidecar(photo, { tags: [], caption: null })).rejects.toThrow(ArgumentError);
+    await expect(readXmpSidecar(join(dir, 'none.xmp'))).rejects.toMatchObject({ code: 'read-failed' });
     const error = await writeXmpSidecar(
       photo,
       { tags: ['a'], caption: null },
