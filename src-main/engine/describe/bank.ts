@@ -161,6 +161,8 @@ export class CaptionBank {
         `expected a ${d}-d ${this.modelName} vector, got ${vec.length} values`,
       );
     const v = this.vectors;
+    // The query as doubles, once: half the float32 -> float64 conversions of the inner loop.
+    const q = Float64Array.from(vec);
     const n = this.texts.length;
     const out = new Float32Array(n);
     const d4 = d - (d % 4);
@@ -172,12 +174,12 @@ export class CaptionBank {
       let a3 = 0;
       let j = 0;
       for (; j < d4; j += 4) {
-        a0 += (v[base + j] as number) * (vec[j] as number);
-        a1 += (v[base + j + 1] as number) * (vec[j + 1] as number);
-        a2 += (v[base + j + 2] as number) * (vec[j + 2] as number);
-        a3 += (v[base + j + 3] as number) * (vec[j + 3] as number);
+        a0 += (v[base + j] as number) * (q[j] as number);
+        a1 += (v[base + j + 1] as number) * (q[j + 1] as number);
+        a2 += (v[base + j + 2] as number) * (q[j + 2] as number);
+        a3 += (v[base + j + 3] as number) * (q[j + 3] as number);
       }
-      for (; j < d; j++) a0 += (v[base + j] as number) * (vec[j] as number);
+      for (; j < d; j++) a0 += (v[base + j] as number) * (q[j] as number);
       out[i] = a0 + a1 + a2 + a3;
     }
     return out;
