@@ -15,7 +15,7 @@ import type { IndexProgress } from '../src-main/engine/api/contract.ts';
 import { FneExtractor } from '../src-main/engine/fne/index.ts';
 import { JointModel, jointModelsDir } from '../src-main/engine/joint/index.ts';
 import { cosine, INDEX_FILE, IndexSaveError, Library } from '../src-main/engine/library/index.ts';
-import { makePhotoFolder, type PhotoFolder, tempDir } from './helpers/library-fixtures.ts';
+import { makePhotoFolder, tempDir } from './helpers/library-fixtures.ts';
 import { skipNote } from './helpers/shared.ts';
 
 const note = skipNote({ shared: true, cnn: true });

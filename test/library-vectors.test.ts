@@ -17,7 +17,7 @@ describe(`HNSW recall on the Flickr8k joint vectors${real ? '' : ' [skipped: .ca
     () => {
       const { images, sentences } = real as NonNullable<typeof real>;
       const index = VectorIndex.create(images[0]?.length as number, 1000, DEFAULT_HNSW);
-      images.forEach((v, i) => index.upsert(i, v));
+      for (const [i, v] of images.entries()) index.upsert(i, v);
       const recall = (queries: Float32Array[]) => {
         let hits = 0;
         for (const q of queries) {
@@ -46,7 +46,7 @@ describe('vector index', () => {
   const build = () => {
     // Capacity far below the count: it has to grow.
     const index = VectorIndex.create(dim, 10);
-    vectors.forEach((v, i) => index.upsert(i + 1, v));
+    for (const [i, v] of vectors.entries()) index.upsert(i + 1, v);
     return index;
   };
 
