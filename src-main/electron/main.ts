@@ -4,6 +4,7 @@ import { toApiError } from '../engine/api/contract.ts';
 import { openEngineWorker } from '../engine/api/index.ts';
 import { bootstrapLibrary } from '../server/bootstrap.ts';
 import { defaultLibraryDir, rendererDir, sampleLibraryDir } from '../server/config.ts';
+import { deferredEngine } from '../server/engine-host.ts';
 import { ensureRenderer } from '../server/renderer.ts';
 import { buildPreload, preloadOut, preloadStale } from './build.ts';
 import { forwardEvents, registerIpc } from './ipc.ts';
@@ -23,19 +24,13 @@ async function start(): Promise<void> {
   // An installed app keeps models, the renderer and the demo photos beside app.asar (extraResources).
   const resources = app.isPackaged ? process.resourcesPath : undefined;
   const libraryDir = defaultLibraryDir();
-  let engine: Awaited<ReturnType<typeof openEngineWorker>>;
-  try {
-    // The engine runs in a worker thread: CNN batches and database writes never stall the window.
-    engine = await openEngineWorker({
-      libraryDir,
-      ...(resources ? { modelDir: join(resources, 'models', 'joint', 'fne') } : {}),
-    });
-  } catch (error) {
-    const { message } = toApiError(error);
-    dialog.showErrorBox('Sagasu cannot open its library', `${libraryDir}\n\n${message}`);
-    app.exit(1);
-    return;
-  }
+  // The engine runs in a worker thread: CNN batches and database writes never stall the window. The window
+  // opens while the models load; calls made meanwhile wait for the engine.
+  const opening = openEngineWorker({
+    libraryDir,
+    ...(resources ? { modelDir: join(resources, 'models', 'joint', 'fne') } : {}),
+  });
+  const engine = deferredEngine(opening);
   registerProtocols(protocol, engine, resources ? join(resources, 'renderer') : rendererDir);
 
   let window: BrowserWindow | null = null;
@@ -72,6 +67,15 @@ async function start(): Promise<void> {
       app.quit();
     });
   });
+
+  try {
+    await opening;
+  } catch (error) {
+    const { message } = toApiError(error);
+    dialog.showErrorBox('Sagasu cannot open its library', `${libraryDir}\n\n${message}`);
+    app.exit(1);
+    return;
+  }
 
   const first = await bootstrapLibrary(engine, { libraryDir, demoDir: sampleLibraryDir(resources) });
   if (first.added) console.log(`sagasu: ${first.reason}`);
