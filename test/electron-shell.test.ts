@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -423,5 +424,30 @@ describe('electron preload bundle', () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  });
+});
+
+const { rendererDir } = await import('../src-main/server/config.ts');
+const builtRenderer = existsSync(join(rendererDir, 'index.html'))
+  ? ''
+  : ' [skipped: the renderer is not built; npm run build:renderer]';
+
+describe(`the built renderer through sagasu-app://${builtRenderer}`, () => {
+  it.skipIf(builtRenderer !== '')('serves index.html and every script and stylesheet it names', async () => {
+    const index = await appFileResponse(rendererDir, APP_ENTRY);
+    expect(index.status).toBe(200);
+    const html = await index.text();
+    const refs = [...html.matchAll(/(?:src|href)="([^"]+)"/g)]
+      .map((m) => m[1] as string)
+      .filter((ref) => !ref.startsWith('data:'));
+    expect(refs.length).toBeGreaterThan(0);
+    for (const ref of refs) {
+      const url = new URL(ref, APP_ENTRY).href;
+      const res = await appFileResponse(rendererDir, url);
+      expect(res.status, url).toBe(200);
+      expect(res.headers.get('content-type'), url).toMatch(/^(text\/javascript|text\/css|image\/)/);
+    }
+    // Nothing in the page may load from outside the app: the window's CSP and request filter would block it.
+    expect(html).not.toMatch(/(?:src|href)="(?:https?:)?\/\//);
   });
 });
