@@ -128,9 +128,14 @@ function onnxRoot(): protobuf.Root {
   return root;
 }
 
+/** The onnx.ModelProto message type of the project's onnx.proto (the writer's schema; readers share it). */
+export function onnxModelType(): protobuf.Type {
+  return onnxRoot().lookupType('onnx.ModelProto');
+}
+
 /** Decodes an ONNX file (for tests and for reading a built model's metadata). */
 export function decodeOnnx(bytes: Uint8Array): Record<string, unknown> {
-  const ModelProto = onnxRoot().lookupType('onnx.ModelProto');
+  const ModelProto = onnxModelType();
   return ModelProto.toObject(ModelProto.decode(bytes), { longs: Number, bytes: Array }) as Record<
     string,
     unknown

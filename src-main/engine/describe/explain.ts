@@ -10,8 +10,8 @@ import {
   type LayerColumns,
   MANIFEST_FILE,
   readJointManifest,
+  readVerified,
 } from '../joint/index.ts';
-import { readVerifiedFile } from './verified.ts';
 import { type ProjectionWeights, readProjectionWeights } from './weights.ts';
 
 /** The one-layer baseline reads this layer (the CNN manifest's `oneLayer`). */
@@ -82,7 +82,7 @@ export class LayerExplainer {
     }
     const file = join(modelDir, IMAGE_PROJECTION_FILE);
     const weights = readProjectionWeights(
-      await readVerifiedFile(modelDir, manifest, IMAGE_PROJECTION_FILE),
+      await readVerified(modelDir, manifest, IMAGE_PROJECTION_FILE),
       file,
     );
     if (weights.featureDim !== manifest.featureDim || weights.dim !== manifest.dim)

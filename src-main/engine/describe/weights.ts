@@ -1,5 +1,4 @@
-import { fileURLToPath } from 'node:url';
-import protobuf from 'protobufjs';
+import { onnxModelType } from '../cnn/index.ts';
 import { ModelError } from '../errors.ts';
 
 /**
@@ -55,13 +54,6 @@ interface GraphProto {
 interface Value {
   data: Float32Array;
   dims: number[];
-}
-
-let root: protobuf.Root | undefined;
-function modelType(): protobuf.Type {
-  // The schema the project's ONNX writer is built on (engine/cnn); only the .proto text is shared.
-  root ??= protobuf.loadSync(fileURLToPath(new URL('../cnn/onnx.proto', import.meta.url)));
-  return root.lookupType('onnx.ModelProto');
 }
 
 function num(v: number | { toNumber(): number } | undefined): number {
@@ -155,7 +147,7 @@ function broadcast(a: Value, b: Value, op: (x: number, y: number) => number, wha
 export function readProjectionWeights(bytes: Uint8Array, file: string): ProjectionWeights {
   let graph: GraphProto;
   try {
-    const type = modelType();
+    const type = onnxModelType();
     graph = (type.decode(bytes) as unknown as { graph: GraphProto }).graph;
   } catch (cause) {
     throw new ModelError('invalid-model', file, `not an ONNX model: ${(cause as Error).message}`, { cause });

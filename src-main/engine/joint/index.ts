@@ -6,6 +6,7 @@ export {
   type JointManifest,
   MANIFEST_FILE,
   readJointManifest,
+  readVerified,
   TEXT_ENCODER_FILE,
   VOCAB_FILE,
 } from './manifest.ts';
