@@ -8,7 +8,7 @@ import {
   LayerExplainer,
   loadSearchCalibration,
   tagsFor,
-  writeXmpSidecar,
+  XmpWriter,
 } from '../describe/index.ts';
 import { ArgumentError, SagasuError } from '../errors.ts';
 import { FneExtractor } from '../fne/index.ts';
@@ -104,7 +104,8 @@ export class Engine implements EngineHost {
       await Promise.all([model.close(), extractor.close()]);
       throw error;
     }
-    const calibration = await loadSearchCalibration(model.name);
+    // With the model's directory, a retrained model of the same name does not inherit an old cutoff.
+    const calibration = await loadSearchCalibration(model.name, { modelDir: model.dir });
     return new Engine(options, library, model, extractor, calibration?.cutoff ?? null);
   }
 
@@ -407,13 +408,15 @@ export class Engine implements EngineHost {
     return (await this.explainer).explain(fne, sentence);
   }
 
-  private accepted(imageId: number): { tags: string[]; caption: string | null } {
+  /** What a sidecar should say: accepted tags and caption (the user's own first), minus rejected tags. */
+  private accepted(imageId: number): { tags: string[]; caption: string | null; removeTags: string[] } {
     const { captions, tags } = this.library.descriptions(imageId);
     const chosen = captions.filter((c) => c.status === 'accepted');
     const caption = chosen.find((c) => c.source === 'user') ?? chosen[0];
     return {
       tags: tags.filter((t) => t.status === 'accepted').map((t) => t.text),
       caption: caption?.text ?? null,
+      removeTags: tags.filter((t) => t.status === 'rejected').map((t) => t.text),
     };
   }
 
@@ -429,22 +432,24 @@ export class Engine implements EngineHost {
   private async writeXmp(imageIds: number[]): Promise<Output<'xmp.write'>> {
     const written: string[] = [];
     const failed: Array<{ path: string; reason: string }> = [];
-    for (const imageId of imageIds) {
-      const image = this.library.image(imageId);
-      if (!image) {
-        failed.push({ path: `image ${imageId}`, reason: 'is not in the library' });
-        continue;
+    // One long-running exiftool for the batch; a photo that fails, fails alone.
+    const writer = new XmpWriter({ naming: this.options.xmpNaming ?? 'photo.jpg.xmp' });
+    try {
+      for (const imageId of imageIds) {
+        const image = this.library.image(imageId);
+        if (!image) {
+          failed.push({ path: `image ${imageId}`, reason: 'is not in the library' });
+          continue;
+        }
+        try {
+          written.push(await writer.write(image.path, this.accepted(imageId)));
+        } catch (error) {
+          if (!(error instanceof SagasuError)) throw error;
+          failed.push({ path: image.path, reason: error.reason });
+        }
       }
-      try {
-        written.push(
-          await writeXmpSidecar(image.path, this.accepted(imageId), {
-            naming: this.options.xmpNaming ?? 'photo.jpg.xmp',
-          }),
-        );
-      } catch (error) {
-        if (!(error instanceof SagasuError)) throw error;
-        failed.push({ path: image.path, reason: error.reason });
-      }
+    } finally {
+      await writer.close();
     }
     return { written, failed };
   }
