@@ -1,10 +1,11 @@
 import { spawn } from 'node:child_process';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { projectRoot } from '../src-main/engine/paths.ts';
 import { defaultLibraryDir } from '../src-main/server/config.ts';
+import { rendererStale } from '../src-main/server/renderer.ts';
 import { skipNote } from './helpers/shared.ts';
 
 // @ts-expect-error: a plain ES module without types, tested as npm start runs it
@@ -51,6 +52,27 @@ describe('library folder and Electron detection', () => {
     expect(electronBinary(dir, 'win32')).toBe(join(dir, 'dist', 'electron.exe'));
     // This checkout: electron is installed for its types only, so npm start takes the browser path.
     expect(electronBinary(join(projectRoot, 'node_modules', 'electron'))).toBeNull();
+  });
+});
+
+describe('renderer build check', () => {
+  it('asks for a build when the renderer is missing or older than any of its sources', async () => {
+    const root = await tempDir();
+    const built = join(root, 'built');
+    await mkdir(join(root, 'src-renderer', 'components'), { recursive: true });
+    await writeFile(join(root, 'src-renderer', 'components', 'App.svelte'), '<p>hi</p>');
+    await writeFile(join(root, 'vite.config.ts'), 'export default {}');
+    expect(rendererStale(root, built)).toBe(true);
+    await mkdir(built);
+    await writeFile(join(built, 'index.html'), '<!doctype html>');
+    const now = Date.now() / 1000;
+    await utimes(join(root, 'src-renderer', 'components', 'App.svelte'), now - 100, now - 100);
+    await utimes(join(root, 'src-renderer', 'components'), now - 100, now - 100);
+    await utimes(join(root, 'src-renderer'), now - 100, now - 100);
+    await utimes(join(root, 'vite.config.ts'), now - 100, now - 100);
+    expect(rendererStale(root, built)).toBe(false);
+    await utimes(join(root, 'src-renderer', 'components', 'App.svelte'), now + 5, now + 5);
+    expect(rendererStale(root, built)).toBe(true);
   });
 });
 
