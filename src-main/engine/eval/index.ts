@@ -36,6 +36,7 @@ export {
   type EmbeddingChoice,
   type EvalLang,
   type EvalRun,
+  EXPLAIN_PAIRS,
   evalSummary,
   explainLayers,
   type LayerExplain,

@@ -43,6 +43,8 @@ export interface RunEvalOptions extends FeatureOptions, Omit<LoadDatasetOptions,
    * whose score splits by layer); false leaves that part of the report out.
    */
   explain?: LayerExplain | false;
+  /** Correct matches averaged for `explain`, an even sample (default EXPLAIN_PAIRS). */
+  explainPairs?: number;
 }
 
 /** Averages per-layer contributions over pairs (image features, caption vector) of one model. */
@@ -366,7 +368,7 @@ export async function runEval(datasetPath: string, options: RunEvalOptions = {})
       const explain = options.explain ?? explainLayers;
       if (explain && model.manifest.features !== 'one-layer' && correct.length > 0) {
         const pairs = await Promise.all(
-          evenSample(correct, EXPLAIN_PAIRS).map(async (c) => ({
+          evenSample(correct, options.explainPairs ?? EXPLAIN_PAIRS).map(async (c) => ({
             image: await featuresOf(captionImage[c] as number),
             caption: captions.subarray(c * model.dim, (c + 1) * model.dim),
           })),
@@ -447,11 +449,11 @@ export async function runEval(datasetPath: string, options: RunEvalOptions = {})
 }
 
 /**
- * Correct matches the layer split is averaged over. Each pair costs a [featureDim x dim] product in
- * JavaScript (~10 ms for the FNE): 200 keep it to seconds, and an even sample of a few hundred already
- * settles the shares to about a percent.
+ * Correct matches the layer split is averaged over by default. LayerExplainer costs ~160 ms of CPU per FNE
+ * pair here (a [featureDim x dim] product in JavaScript), so 50 pairs keep it to seconds; on the Flickr8k
+ * test split an even sample of 50 gives every block's share within 1.5 points of 200 pairs (BENCHMARKS.md).
  */
-const EXPLAIN_PAIRS = 200;
+export const EXPLAIN_PAIRS = 50;
 
 /** At most n items, evenly spaced, first included. */
 function evenSample<T>(items: readonly T[], n: number): T[] {
