@@ -24,6 +24,9 @@ async function start(): Promise<void> {
   // An installed app keeps models, the renderer and the demo photos beside app.asar (extraResources).
   const resources = app.isPackaged ? process.resourcesPath : undefined;
   const libraryDir = defaultLibraryDir();
+  // Inside an installed app the checkout's .cache would lie in the read-only app archive; the engine worker
+  // reads this variable when it starts.
+  if (resources) process.env.SAGASU_CACHE_DIR ??= join(app.getPath('userData'), 'cache');
   // The engine runs in a worker thread: CNN batches and database writes never stall the window. The window
   // opens while the models load; calls made meanwhile wait for the engine.
   const opening = openEngineWorker({
