@@ -23,6 +23,8 @@ const state = vi.hoisted(() => ({
   engineCalls: [] as Array<{ method: string; input: unknown }>,
   closed: 0,
   openedWith: null as unknown,
+  packaged: false,
+  protocolHandlers: new Map<string, (request: { method: string; url: string }) => Promise<Response>>(),
 }));
 
 vi.mock('electron', () => {
@@ -49,7 +51,10 @@ vi.mock('electron', () => {
   };
   return {
     app: {
-      isPackaged: false,
+      get isPackaged() {
+        return state.packaged;
+      },
+      getPath: (name: string) => `/home/ann/.config/Sagasu-${name}`,
       enableSandbox: () => state.order.push('sandbox'),
       on: (event: string, handler: (...args: unknown[]) => unknown) => state.appHandlers.set(event, handler),
       whenReady: () => {
@@ -73,7 +78,10 @@ vi.mock('electron', () => {
         state.order.push('schemes');
         state.schemes.push(...schemes);
       },
-      handle: (scheme: string) => state.handled.push(scheme),
+      handle: (scheme: string, handler: (request: { method: string; url: string }) => Promise<Response>) => {
+        state.handled.push(scheme);
+        state.protocolHandlers.set(scheme, handler);
+      },
     },
     session: { defaultSession: session },
   };
@@ -140,6 +148,8 @@ beforeEach(() => {
   state.quits = 0;
   state.closed = 0;
   state.openFails = null;
+  state.packaged = false;
+  state.protocolHandlers.clear();
 });
 
 async function launch(): Promise<void> {
@@ -219,5 +229,36 @@ describe('electron main process', () => {
     expect(state.errorBoxes[0]?.[1]).toContain('another Sagasu process has this library open');
     expect(state.exits).toEqual([1]);
     expect(state.engineCalls).toHaveLength(0);
+  });
+});
+
+describe('electron main process, installed', () => {
+  const savedResources = (process as { resourcesPath?: string }).resourcesPath;
+  const savedCache = process.env.SAGASU_CACHE_DIR;
+  afterAll(() => {
+    (process as { resourcesPath?: string }).resourcesPath = savedResources;
+    if (savedCache === undefined) delete process.env.SAGASU_CACHE_DIR;
+    else process.env.SAGASU_CACHE_DIR = savedCache;
+  });
+
+  it('takes models, renderer and demo photos from its resources and builds nothing', async () => {
+    state.packaged = true;
+    (process as { resourcesPath?: string }).resourcesPath = join(root, 'resources');
+    delete process.env.SAGASU_CACHE_DIR;
+    await launch();
+    expect(state.openedWith).toEqual({
+      libraryDir: library,
+      modelDir: join(root, 'resources', 'models', 'joint', 'fne'),
+    });
+    expect(process.env.SAGASU_CACHE_DIR).toBe(join('/home/ann/.config/Sagasu-userData', 'cache'));
+    expect(state.windows[0]?.options.webPreferences.preload).toBe('/app/dist/electron/preload.cjs');
+    // The window's files come from resources/renderer (absent here: a 404, never a file of the checkout).
+    const page = await state.protocolHandlers.get('sagasu-app')?.({
+      method: 'GET',
+      url: 'sagasu-app://renderer/index.html',
+    });
+    expect(page?.status).toBe(404);
+    // No demo library in these resources: first run leaves the library empty.
+    expect(state.engineCalls.map((c) => c.method)).toEqual(['status']);
   });
 });
