@@ -715,6 +715,9 @@ export class Library {
       .filter(isDir);
     const watcher = chokidarWatch(paths, {
       ignoreInitial: true,
+      // chokidar has no loop detection: a link back up the tree would be watched forever. Photos under linked
+      // folders are still found by every indexing run (the walker follows links, once each).
+      followSymlinks: false,
       ignored: (path) => path.split(sep).some((part) => part !== '' && skippedName(part)),
       awaitWriteFinish: { stabilityThreshold: 300, pollInterval: 100 },
     });
