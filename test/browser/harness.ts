@@ -1,0 +1,172 @@
+import { spawnSync } from 'node:child_process';
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { type Browser, chromium } from 'playwright-core';
+import sharp from 'sharp';
+import { cnnModelPath } from '../../src-main/engine/cnn/index.ts';
+import { projectRoot } from '../../src-main/engine/paths.ts';
+import { type RunningServer, startServer } from '../../src-main/server/app.ts';
+import { bootstrapLibrary } from '../../src-main/server/bootstrap.ts';
+import { rendererDir, sampleLibraryDir } from '../../src-main/server/config.ts';
+import type { DoorEngine } from '../../src-main/server/engine-host.ts';
+import { rendererStale } from '../../src-main/server/renderer.ts';
+
+/** Debian's Chromium (installed by npm run setup); SAGASU_CHROMIUM points elsewhere. */
+export const CHROMIUM = process.env.SAGASU_CHROMIUM ?? '/usr/bin/chromium';
+export const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--lang=en-US'];
+
+/** The demo library (npm run demo:build); SAGASU_DEMO_DIR points at another folder of photos with a TSV. */
+export const demoDir = process.env.SAGASU_DEMO_DIR ?? sampleLibraryDir();
+
+const PHOTO = /\.(?:jpe?g|png|webp|tiff?|gif|avif|heic)$/i;
+
+export function demoPhotos(dir = demoDir): string[] {
+  try {
+    return readdirSync(dir)
+      .filter((name) => PHOTO.test(name))
+      .sort();
+  } catch {
+    return [];
+  }
+}
+
+/** '' when the browser tests can run here, else why not (appended to the suite name, so the report says it). */
+export function browserSkipNote(): string {
+  if (!existsSync(CHROMIUM)) return ` [skipped: no Chromium at ${CHROMIUM}; npm run setup installs Debian's]`;
+  if (demoPhotos().length === 0)
+    return ` [skipped: no demo library at ${demoDir}; npm run demo:build makes it]`;
+  if (!existsSync(cnnModelPath('float')))
+    return ' [skipped: the CNN is not built; npm run models:prepare needs ../shared/models or internet]';
+  return '';
+}
+
+export interface DemoCaption {
+  file: string;
+  en: string | null;
+  ja: string | null;
+}
+
+const KANA = /[\u3040-\u30ff\u4e00-\u9fff]/;
+
+/**
+ * What each demo photo shows: `attribution.json` (npm run demo:build writes `file` and `shows`, and `showsJa`
+ * or `ja` when it has one), else a TSV beside the photos with a file-name column and caption columns.
+ */
+export function demoCaptions(dir = demoDir): DemoCaption[] {
+  const json = join(dir, 'attribution.json');
+  if (existsSync(json)) {
+    const entries = JSON.parse(readFileSync(json, 'utf8')) as Array<Record<string, unknown>>;
+    const text = (v: unknown) => (typeof v === 'string' && v.trim() ? v.trim() : null);
+    return entries
+      .filter((e) => typeof e.file === 'string' && PHOTO.test(e.file))
+      .map((e) => ({ file: e.file as string, en: text(e.shows ?? e.caption), ja: text(e.showsJa ?? e.ja) }));
+  }
+  const out: DemoCaption[] = [];
+  for (const name of readdirSync(dir).filter((n) => n.endsWith('.tsv'))) {
+    for (const line of readFileSync(join(dir, name), 'utf8').split(/\r?\n/)) {
+      const cells = line.split('\t').map((c) => c.trim());
+      const file = cells.find((c) => PHOTO.test(c) && !c.includes(' '));
+      if (!file) continue;
+      const texts = cells.filter((c) => c !== file && c.includes(' ') && /[a-z]/i.test(c) && !KANA.test(c));
+      const ja = cells.find((c) => KANA.test(c)) ?? null;
+      const base = file.split('/').pop() as string;
+      out.push({ file: base, en: texts.sort((a, b) => b.length - a.length)[0] ?? null, ja });
+    }
+  }
+  return out;
+}
+
+/** Builds the renderer when missing or older than its sources (what npm run serve does). */
+export function ensureRendererBuilt(): void {
+  if (!rendererStale()) return;
+  const run = spawnSync(join(projectRoot, 'node_modules', '.bin', 'vite'), ['build', '--logLevel', 'error'], {
+    cwd: projectRoot,
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+  if (run.status !== 0) throw new Error(`vite build failed (exit ${run.status})`);
+}
+
+export interface RunningApp {
+  /** A temp folder holding the photos (a COPY of the demo library: sidecars land here, never in assets/). */
+  photosDir: string;
+  libraryDir: string;
+  engine: DoorEngine;
+  server: RunningServer;
+  /** Stops the server and the engine; removes the temp folder unless keepFiles (for a second launch). */
+  close(options?: { keepFiles?: boolean }): Promise<void>;
+}
+
+/**
+ * Browser mode as `npm run serve` runs it, on a copy of the demo library in a temp folder: the engine in its
+ * worker thread, the HTTP server, the first-run bootstrap that adds the photos and starts indexing. `reuse`
+ * opens an earlier run's folders instead (a later launch of the same library).
+ */
+export async function startApp(
+  options: { reuse?: { photosDir: string; libraryDir: string } } = {},
+): Promise<RunningApp> {
+  ensureRendererBuilt();
+  const { openEngineWorker } = await import('../../src-main/engine/api/index.ts');
+  let photosDir: string;
+  let libraryDir: string;
+  if (options.reuse) {
+    ({ photosDir, libraryDir } = options.reuse);
+  } else {
+    const tmp = mkdtempSync(join(tmpdir(), 'sagasu-browser-'));
+    photosDir = join(tmp, 'sample-library');
+    libraryDir = join(tmp, 'library');
+    cpSync(demoDir, photosDir, { recursive: true });
+    mkdirSync(libraryDir, { recursive: true });
+  }
+  const engine = await openEngineWorker({ libraryDir });
+  const server = await startServer({ engine, rendererDir });
+  await bootstrapLibrary(engine, { libraryDir, demoDir: photosDir });
+  return {
+    photosDir,
+    libraryDir,
+    engine,
+    server,
+    async close({ keepFiles = false } = {}) {
+      await server.close();
+      await engine.close();
+      if (!keepFiles) rmSync(dirname(photosDir), { recursive: true, force: true });
+    },
+  };
+}
+
+export function launchBrowser(): Promise<Browser> {
+  return chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+}
+
+export const screenshotsDir = join(projectRoot, 'docs', 'screenshots');
+
+/**
+ * A screenshot as a small palette PNG (the docs keep each under 300 KB). Written to .cache/screenshots on
+ * every run, and into docs/screenshots when SAGASU_UPDATE_SCREENSHOTS=1 (so a test run leaves git clean).
+ */
+export async function saveScreenshot(png: Buffer, name: string): Promise<{ path: string; bytes: number }> {
+  const dirs = [join(projectRoot, '.cache', 'screenshots')];
+  if (process.env.SAGASU_UPDATE_SCREENSHOTS === '1') dirs.push(screenshotsDir);
+  // A palette PNG; photo-heavy views need fewer colours to fit (16 colours pack at 4 bits a pixel).
+  let small = png;
+  for (const colours of [256, 128, 16]) {
+    small = await sharp(png).png({ palette: true, colours, effort: 10 }).toBuffer();
+    if (small.length < 290 * 1024) break;
+  }
+  let path = '';
+  for (const dir of dirs) {
+    mkdirSync(dir, { recursive: true });
+    path = join(dir, `${name}.png`);
+    writeFileSync(path, small);
+  }
+  return { path, bytes: small.length };
+}
