@@ -1,5 +1,7 @@
+import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, symlink } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { deflateSync } from 'node:zlib';
 import sharp from 'sharp';
@@ -14,7 +16,7 @@ import {
   readRcc,
   sampleLibrary,
 } from '../scripts/demo-library.ts';
-import { cacheDir } from '../src-main/engine/paths.ts';
+import { cacheDir, projectRoot } from '../src-main/engine/paths.ts';
 
 /**
  * A Qt resource bundle written the way rcc writes one (big-endian; names as length, hash, UTF-16; files as
@@ -256,4 +258,32 @@ describe(`the built demo library${built}`, () => {
         );
     },
   );
+});
+
+describe('demo:build without apt', () => {
+  it('says so in one line and builds nothing', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'sagasu-noapt-'));
+    try {
+      // A PATH holding node and sh only: no apt-get, no dpkg.
+      await mkdir(join(dir, 'bin'));
+      await symlink(process.execPath, join(dir, 'bin', 'node'));
+      await symlink('/bin/sh', join(dir, 'bin', 'sh'));
+      const out = join(dir, 'library');
+      const script = `const m = await import(${JSON.stringify(join(projectRoot, 'scripts', 'demo-library.ts'))});
+        process.stdout.write(String(await m.buildDemoLibrary({ out: ${JSON.stringify(out)} })));`;
+      const run = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+        cwd: projectRoot,
+        env: { PATH: join(dir, 'bin'), HOME: dir },
+        encoding: 'utf8',
+      });
+      expect(run.status, run.stderr).toBe(0);
+      expect(run.stdout).toBe('null');
+      expect(run.stderr.trim().split('\n')).toEqual([
+        'demo:build: apt-get/dpkg are not available here (not Debian/Ubuntu): no demo library is built',
+      ]);
+      expect(existsSync(out)).toBe(false);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
 });
