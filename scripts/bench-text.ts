@@ -6,7 +6,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
-import { cpus } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { readJapaneseCaptions } from '../src-main/engine/datasets/prepare-ja.ts';
 import { JointModel, jointModelsDir } from '../src-main/engine/joint/index.ts';
@@ -64,6 +64,7 @@ async function latency(model: JointModel, lang: 'en' | 'ja', queries: string[]) 
   };
 }
 
+const loadBefore = loadavg()[0] as number;
 const rssBefore = process.memoryUsage().rss;
 const loads: number[] = [];
 let tokenizer: JapaneseTokenizer | undefined;
@@ -98,6 +99,9 @@ log('');
 log(
   `${cpus().length} × ${cpus()[0]?.model ?? 'CPU'}, Node ${process.version}, onnxruntime-node CPU, one query at a time ` +
     `(${QUERIES} queries cycling over ${JA_QUERIES.length} typed sentences per language, after one warm-up query).`,
+);
+log(
+  `Load average ${f(loadBefore, 1)} at the start and ${f(loadavg()[0] as number, 1)} at the end: other jobs share the cores, so the p95 and the load times are those of a busy machine.`,
 );
 log('');
 log('| what | figure |');

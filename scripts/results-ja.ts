@@ -111,19 +111,24 @@ const queries: Array<[string, string, RegExp[]]> = [
 ];
 console.log('');
 console.log(
-  '| query (English gloss) | top 10 with every word group in an English caption of the photo | top-1 photo: its first English caption |',
+  '| query (English gloss) | top 10 matching: Japanese query | English gloss as the query | top-1 photo for the Japanese query: its first English caption |',
 );
-console.log('| --- | --- | --- |');
+console.log('| --- | --- | --- | --- |');
 const details: string[] = [];
 for (const [query, gloss, words] of queries) {
-  const q = await model.encodeSentences([query], { lang: 'auto' });
-  const scores = Array.from({ length: split.images.length }, (_, i) => cos(q, 0, images, i));
-  const top = scores
-    .map((s, i) => [s, i] as const)
-    .sort((a, b) => b[0] - a[0])
-    .slice(0, 10);
-  const hits = top.filter(([, i]) => words.every((w) => w.test(captionsOf(i)))).length;
-  console.log(`| 「${query}」 (${gloss}) | ${hits} / 10 | ${firstCaption.get(top[0]?.[1] as number)} |`);
+  const top10 = async (text: string) => {
+    const q = await model.encodeSentences([text], { lang: 'auto' });
+    return Array.from({ length: split.images.length }, (_, i) => [cos(q, 0, images, i), i] as const)
+      .sort((a, b) => b[0] - a[0])
+      .slice(0, 10);
+  };
+  const hits = (top: ReadonlyArray<readonly [number, number]>) =>
+    top.filter(([, i]) => words.every((w) => w.test(captionsOf(i)))).length;
+  const top = await top10(query);
+  const english = await top10(gloss);
+  console.log(
+    `| 「${query}」 (${gloss}) | ${hits(top)} / 10 | ${hits(english)} / 10 | ${firstCaption.get(top[0]?.[1] as number)} |`,
+  );
   details.push(`${query}:`);
   for (const [s, i] of top)
     details.push(`  ${s.toFixed(3)}  image ${split.imageIndex[i]}  ${firstCaption.get(i)}`);
