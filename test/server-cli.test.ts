@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, rm, utimes, writeFile } from 'node:fs/promises';
+import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -126,4 +127,42 @@ describe(`npm start without Electron${note}`, () => {
       expect(await exited).toBe(0);
     },
   );
+
+  it.skipIf(note !== '')('says in one line when the port is taken, and exits 1', async () => {
+    const blocker = createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+    const port = (blocker.address() as AddressInfo).port;
+    try {
+      const library = await tempDir();
+      const run = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
+        const child = spawn(
+          process.execPath,
+          [
+            '--import',
+            'tsx',
+            join(projectRoot, 'src-main', 'server', 'main.ts'),
+            '--port',
+            String(port),
+            '--no-build',
+          ],
+          {
+            cwd: projectRoot,
+            env: { ...process.env, SAGASU_LIBRARY_DIR: library },
+            stdio: ['ignore', 'pipe', 'pipe'],
+          },
+        );
+        let stderr = '';
+        child.stderr.on('data', (chunk) => {
+          stderr += chunk;
+        });
+        child.on('exit', (code) => resolve({ code, stderr }));
+      });
+      expect(run.code).toBe(1);
+      expect(run.stderr.trim()).toBe(
+        `sagasu serve: --port: port ${port} is in use; pick another or leave --port out`,
+      );
+    } finally {
+      blocker.close();
+    }
+  });
 });

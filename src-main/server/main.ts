@@ -1,6 +1,7 @@
-import { Command, InvalidArgumentError } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { runCommand } from '../cli/run.ts';
 import { openEngineWorker } from '../engine/api/index.ts';
+import { ArgumentError } from '../engine/errors.ts';
 import { startServer } from './app.ts';
 import { bootstrapLibrary } from './bootstrap.ts';
 import { defaultLibraryDir, rendererDir, sampleLibraryDir } from './config.ts';
@@ -19,7 +20,7 @@ const log = (line: string) => process.stderr.write(`sagasu serve: ${line}\n`);
 const program = new Command()
   .name('sagasu-serve')
   .description('Sagasu in the browser: a local server on 127.0.0.1 with a per-run token')
-  .option('--port <n>', 'port to listen on (default: a free one)', port, 0)
+  .addOption(new Option('--port <n>', 'port to listen on').argParser(port).default(0, 'a free one'))
   .option('--library <dir>', 'library folder (catalog and index)', defaultLibraryDir())
   .option('--no-demo', 'do not add the demo library on first run')
   .option('--no-build', 'do not build the renderer when it is missing or stale')
@@ -28,7 +29,19 @@ const program = new Command()
       if (options.build) ensureRenderer(log);
       // Listen first: the page loads while the models do, and its first calls wait for the engine.
       const opening = openEngineWorker({ libraryDir: options.library });
-      const server = await startServer({ engine: deferredEngine(opening), rendererDir, port: options.port });
+      const server = await startServer({
+        engine: deferredEngine(opening),
+        rendererDir,
+        port: options.port,
+      }).catch(async (error: NodeJS.ErrnoException) => {
+        await opening.then((engine) => engine.close()).catch(() => {});
+        if (error.code === 'EADDRINUSE')
+          throw new ArgumentError(
+            '--port',
+            `port ${options.port} is in use; pick another or leave --port out`,
+          );
+        throw error;
+      });
       // stdout carries the URL alone: scripts and tests read its first line.
       process.stdout.write(`${server.browserUrl}\n`);
       log(`library ${options.library}`);
