@@ -72,6 +72,8 @@ export function registerEval(program: Command): void {
         split: options.split,
         ...(options.images ? { images: options.images } : {}),
         ...(options.cache ? { cacheRoot: options.cache } : {}),
+        // Only the report shows the layer split, and it is the costliest step after the CNN.
+        ...(options.report ? {} : { explain: false as const }),
         log,
         onProgress: (done, total) => {
           if (!started) {
