@@ -47,11 +47,15 @@ export class VectorIndex {
   private readonly live = new Set<number>();
   private readonly tombstones = new Set<number>();
 
+  /** This index's own copy: efSearch may be tuned per index without touching DEFAULT_HNSW. */
+  readonly params: HnswParams;
+
   private constructor(
     private index: Hnsw,
     readonly dim: number,
-    readonly params: HnswParams,
+    params: HnswParams,
   ) {
+    this.params = { ...params };
     index.setEf(params.efSearch);
   }
 
