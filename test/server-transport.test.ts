@@ -125,6 +125,39 @@ describe('local server: address and token', () => {
     expect(engine.calls).toHaveLength(0);
   });
 
+  it('cannot be dodged by spelling a path differently (%-escapes, slashes)', async () => {
+    const spellings = [
+      '/%61pi/call/status',
+      '/api/%63all/status',
+      '//api/call/status',
+      '/./api/call/status',
+      '/api//call/status',
+      '/%6dedia/thumb/1',
+      '/media/%74humb/1',
+      '//media/thumb/1',
+      '/media/thumb/%31',
+      '/%61pi/events',
+    ];
+    for (const path of spellings) {
+      for (const method of ['GET', 'POST']) {
+        const res = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+          const req = httpRequest({ host: '127.0.0.1', port: server.port, path, method }, (r) => {
+            let body = '';
+            r.on('data', (chunk) => {
+              body += chunk;
+            });
+            r.on('end', () => resolve({ status: r.statusCode ?? 0, body }));
+          });
+          req.on('error', reject);
+          req.end();
+        });
+        expect([401, 404], `${method} ${path}`).toContain(res.status);
+        expect(res.body).not.toContain('"ok":true');
+      }
+    }
+    expect(engine.calls).toHaveLength(0);
+  });
+
   it('refuses media and the event socket without the token', async () => {
     expect((await fetch(`${server.origin}/media/thumb/1`)).status).toBe(401);
     expect((await fetch(`${server.origin}/media/thumb/1?token=wrong`)).status).toBe(401);

@@ -73,10 +73,13 @@ function queryToken(request: FastifyRequest): string | undefined {
   return typeof token === 'string' ? token : undefined;
 }
 
-/** Media and the event socket are fetched by <img> and WebSocket, which cannot send headers: they take ?token=. */
-function needsToken(url: string): 'header' | 'query' | null {
-  if (url.startsWith('/api/events') || url.startsWith('/media/')) return 'query';
-  if (url.startsWith('/api/')) return 'header';
+/**
+ * Which routes need the token, and where it travels: media and the event socket are fetched by <img> and
+ * WebSocket, which cannot send headers, so they take ?token=. Only the renderer's static files are open.
+ */
+function needsToken(route: string): 'header' | 'query' | null {
+  if (route === '/api/events' || route.startsWith('/media/')) return 'query';
+  if (route.startsWith('/api/')) return 'header';
   return null;
 }
 
@@ -132,7 +135,8 @@ export async function buildServer(options: ServerOptions & { token: string }): P
         message: 'paths may not leave the app',
       });
     }
-    const where = needsToken(request.url);
+    // By the route that matched, not the raw URL: the router decodes %-escapes ("/%61pi/…" is "/api/…").
+    const where = needsToken(request.routeOptions.url ?? '');
     if (where === null) return;
     const given = where === 'header' ? bearer(request) : (queryToken(request) ?? bearer(request));
     if (!sameToken(given, token)) {
