@@ -127,7 +127,7 @@ log(
 log(`| a 10,000-character Japanese query (read up to 256 words) | ${f(longMs, 0)} ms |`);
 log('');
 log(
-  'The dictionary is loaded on the first Japanese query (when JointModel opens the Japanese encoder), never at startup: an English-only session does not pay its time or memory. Lindera's wasm build (npm `lindera-wasm-nodejs-ipadic` 2.0.0) was not measured: it is not among the project's pinned dependencies, and this work adds none.',
+  "The dictionary is loaded on the first Japanese query (when JointModel opens the Japanese encoder), never at startup: an English-only session does not pay its time or memory. Lindera's wasm build (npm `lindera-wasm-nodejs-ipadic` 2.0.0) was not measured: it is not among the project's pinned dependencies, and this work adds none.",
 );
 
 if (process.argv.includes('--write')) {
