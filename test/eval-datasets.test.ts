@@ -231,5 +231,7 @@ describe('caption language by script', () => {
     expect(detectLang(['犬が走る', 'a dog', '猫'])).toBe('ja');
     expect(detectLang(['a dog', 'a cat', '猫'])).toBe('en');
     expect(detectLang([])).toBe('en');
+    // Captions with no letters have no script: they do not vote.
+    expect(detectLang(['犬が走る', '...', '!!!', 'a dog', '猫'])).toBe('ja');
   });
 });

@@ -14,7 +14,7 @@ import {
 } from '../src-main/engine/eval/index.ts';
 import { FneExtractor } from '../src-main/engine/fne/index.ts';
 import { type ImageInput, JointModel, jointModelsDir } from '../src-main/engine/joint/index.ts';
-import { TIES_EXPECTED, type TieSets, writeTieSets } from './helpers/eval-sets.ts';
+import { TIE_CAPTION, TIES_EXPECTED, type TieSets, writeTieSets } from './helpers/eval-sets.ts';
 import { cnnBuilt, shared, skipNote } from './helpers/shared.ts';
 
 /** What must agree across formats: everything but where the data came from and how long it took. */
@@ -112,10 +112,15 @@ describe.skipIf(!cnnBuilt)(`sagasu eval on a set the test makes${skipNote({ cnn:
       return;
     }
     // The Japanese encoder is trained into the FNE model's space only: one-layer leaves the comparison.
-    const run = await runEval(sets.csv, { cacheRoot, lang: 'ja' });
+    // Japanese captions on the ties set, the language found by their script (auto, the default).
+    const ja = join(cacheRoot, '..', 'ja.csv');
+    const text = (await readFile(sets.csv, 'utf8')).replaceAll(TIE_CAPTION, '白い壁に赤い四角');
+    await writeFile(ja, text);
+    const run = await runEval(ja, { cacheRoot });
     expect(run.lang).toBe('ja');
     expect(Object.keys(run.results)).toEqual(['fne']);
     expect(run.notes.join('\n')).toContain('not evaluated in ja: one-layer');
+    expect(run.results.fne).toMatchObject({ t2i: TIES_EXPECTED.t2i, rsum: TIES_EXPECTED.rsum });
   });
 
   it('keeps the worst retrieval failures with the photos ranked above them', () => {

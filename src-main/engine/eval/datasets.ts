@@ -286,9 +286,17 @@ async function loadTable(file: string, format: 'csv' | 'tsv'): Promise<EvalDatas
 
 // ---------------------------------------------------------------------------------------------------------
 
-/** `auto` for a whole data set: the language most captions are written in, by script (detectLanguage). */
+/**
+ * `auto` for a whole data set: the language most captions are written in, by script (detectLanguage).
+ * Captions without a letter ("...", "!!!") have no script and do not vote.
+ */
 export function detectLang(texts: readonly string[]): CaptionLang {
   let ja = 0;
-  for (const t of texts) if (detectLanguage(t) === 'ja') ja++;
-  return ja * 2 > texts.length ? 'ja' : 'en';
+  let voters = 0;
+  for (const t of texts) {
+    if (!/\p{L}/u.test(t)) continue;
+    voters++;
+    if (detectLanguage(t) === 'ja') ja++;
+  }
+  return ja * 2 > voters ? 'ja' : 'en';
 }
