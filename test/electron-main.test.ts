@@ -239,18 +239,22 @@ describe('electron main process, installed', () => {
     (process as { resourcesPath?: string }).resourcesPath = savedResources;
     if (savedCache === undefined) delete process.env.SAGASU_CACHE_DIR;
     else process.env.SAGASU_CACHE_DIR = savedCache;
+    delete process.env.SAGASU_MODELS_DIR;
   });
 
   it('takes models, renderer and demo photos from its resources and builds nothing', async () => {
     state.packaged = true;
     (process as { resourcesPath?: string }).resourcesPath = join(root, 'resources');
     delete process.env.SAGASU_CACHE_DIR;
+    delete process.env.SAGASU_MODELS_DIR;
     await launch();
     expect(state.openedWith).toEqual({
       libraryDir: library,
       modelDir: join(root, 'resources', 'models', 'joint', 'fne'),
     });
     expect(process.env.SAGASU_CACHE_DIR).toBe(join('/home/ann/.config/Sagasu-userData', 'cache'));
+    // The CNN, statistics, caption bank and cutoff are read through modelsDir in the engine's worker.
+    expect(process.env.SAGASU_MODELS_DIR).toBe(join(root, 'resources', 'models'));
     expect(state.windows[0]?.options.webPreferences.preload).toBe('/app/dist/electron/preload.cjs');
     // The window's files come from resources/renderer (absent here: a 404, never a file of the checkout).
     const page = await state.protocolHandlers.get('sagasu-app')?.({

@@ -26,7 +26,10 @@ async function start(): Promise<void> {
   const libraryDir = defaultLibraryDir();
   // Inside an installed app the checkout's .cache would lie in the read-only app archive; the engine worker
   // reads this variable when it starts.
-  if (resources) process.env.SAGASU_CACHE_DIR ??= join(app.getPath('userData'), 'cache');
+  if (resources) {
+    process.env.SAGASU_CACHE_DIR ??= join(app.getPath('userData'), 'cache');
+    process.env.SAGASU_MODELS_DIR ??= join(resources, 'models');
+  }
   // The engine runs in a worker thread: CNN batches and database writes never stall the window. The window
   // opens while the models load; calls made meanwhile wait for the engine.
   const opening = openEngineWorker({

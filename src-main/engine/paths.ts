@@ -6,8 +6,11 @@ import { fileURLToPath } from 'node:url';
 /** The checkout (or installed app) root: the folder holding package.json and models/. */
 export const projectRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
-/** Committed model artifacts (statistics, manifests) and the built CNN under models/cnn. */
-export const modelsDir = join(projectRoot, 'models');
+/**
+ * Committed model artifacts (statistics, manifests) and the built CNN under models/cnn. SAGASU_MODELS_DIR points
+ * an installed app at its unpacked resources (a folder inside app.asar cannot hold the built CNN).
+ */
+export const modelsDir = process.env.SAGASU_MODELS_DIR ?? join(projectRoot, 'models');
 
 /** Git-ignored caches and build products; never inside ../shared, which is read-only in CI. */
 export const cacheDir = process.env.SAGASU_CACHE_DIR ?? join(projectRoot, '.cache');
