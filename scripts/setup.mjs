@@ -91,3 +91,11 @@ if (missing.length === 0) {
     );
   }
 }
+
+// 6. The demo library (assets/sample-library/, git-ignored) from Debian packages, so the first run of the app
+// has photos to search. Needs apt-get; without it the app starts empty and offers "Add folder…".
+if (existsSync(join(root, 'assets', 'sample-library', 'ATTRIBUTION'))) {
+  say('the demo library is built');
+} else if (!run(process.execPath, ['--import', 'tsx', 'scripts/demo-library.ts'])) {
+  say('the demo library could not be built (see above); the app starts without it');
+}
