@@ -196,10 +196,23 @@ export class Engine implements EngineHost {
 
   private startIndexing(rootId: number | undefined): IndexProgress {
     if (!this.job) {
+      let done = 0;
+      let announced = 0;
       this.job = this.library
         .index({
           ...(rootId === undefined ? {} : { rootId }),
-          onProgress: (p) => this.emit('index.progress', p),
+          onProgress: (p) => {
+            this.emit('index.progress', p);
+            if (p.done === done) return;
+            // New photos are searchable as soon as their batch is stored: a repeated query must see them, and
+            // open views may refresh (at most once a second, not once a batch).
+            done = p.done;
+            this.ranked = null;
+            if (Date.now() - announced >= 1000) {
+              announced = Date.now();
+              this.emit('library.changed', { imageIds: null });
+            }
+          },
         })
         .then((p) => {
           this.ranked = null;
