@@ -5,11 +5,11 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   browserSkipNote,
-  type DemoCaption,
   demoCaptions,
   demoDir,
   demoPhotos,
   launchBrowser,
+  pickTarget,
   type RunningApp,
   saveScreenshot,
   startApp,
@@ -24,21 +24,6 @@ import {
 
 const note = browserSkipNote();
 const VIEWPORT = { width: 1280, height: 800 };
-
-/**
- * The query: a demo photo's own caption. The design's example (the spaniels looking out of a window) ranks its
- * photo third only below the engine's calibrated relevance cutoff, so the dog on grass, ranked first by a clear
- * margin, is the one this test holds the whole path to; any caption serves where neither exists.
- */
-const PREFERRED = [/German shepherd dog/i, /\bdogs?\b.*\bwindow\b/i];
-
-function pickTarget(captions: DemoCaption[]): DemoCaption & { en: string } {
-  const usable = captions.filter((c): c is DemoCaption & { en: string } => c.en !== null);
-  const preferred = PREFERRED.map((re) => usable.find((c) => re.test(c.en))).find(Boolean);
-  const target = preferred ?? usable[0];
-  if (!target) throw new Error(`the demo library at ${demoDir} says nothing about its photos`);
-  return target;
-}
 
 function mime(file: string): string {
   const ext = extname(file).toLowerCase().slice(1);
