@@ -124,6 +124,16 @@ describe.skipIf(note !== '')(
           tile.locator('img').evaluate((img) => (img as unknown as { naturalWidth: number }).naturalWidth),
         )
         .toBeGreaterThan(0);
+      const loadedAll = () =>
+        tiles()
+          .locator('img')
+          .evaluateAll((imgs) =>
+            imgs.every((i) => {
+              const img = i as unknown as { complete: boolean; naturalWidth: number };
+              return img.complete && img.naturalWidth > 0;
+            }),
+          );
+      await expect.poll(loadedAll, { timeout: 30_000 }).toBe(true);
       await shot('search');
     });
 
