@@ -196,8 +196,11 @@ export class Library {
   /** Saves the vector index atomically; on failure (IndexSaveError) the previous file and the catalog are intact. */
   saveIndex(): void {
     const seq = this.catalog.lastVectorSeq();
-    const saved = this.vectors.save(this.indexFile);
-    const meta: IndexStateMeta = { ...saved, model: this.modelVersion, dim: this.dim, seq };
+    // Nothing changed since the last save: rewriting (and re-reading) a 100 MB graph would be pure cost.
+    const saved = this.savedState();
+    if (saved && saved.seq === seq && saved.model === this.modelVersion && existsSync(this.indexFile)) return;
+    const written = this.vectors.save(this.indexFile);
+    const meta: IndexStateMeta = { ...written, model: this.modelVersion, dim: this.dim, seq };
     this.catalog.transaction(() => {
       this.catalog.setMeta('hnsw', JSON.stringify(meta));
       this.catalog.pruneVectorLog(seq);
@@ -544,7 +547,19 @@ export class Library {
           if (this.cancelled) break;
         }
         const job = jobs[next++] as Job;
-        inflight.push(pool.run({ path: job.path, mode: 'decode' }));
+        inflight.push(
+          pool.run({ path: job.path, mode: 'decode' }).catch(
+            (error: unknown): DecodeResult => ({
+              // A decoder crash on one file (not a typed ImageError) is that file's failure, not the run's.
+              kind: 'failed',
+              path: job.path,
+              reason: `decode-crashed: ${error instanceof Error ? error.message : String(error)}`,
+              hash: null,
+              bytes: 0,
+              mtimeMs: 0,
+            }),
+          ),
+        );
       }
     };
     const idOf = new Map(jobs.map((j) => [j.path, j.id]));
