@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { basename, extname, join } from 'node:path';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { basename, dirname, extname, join } from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -338,6 +338,51 @@ describe.skipIf(note !== '')(
       await banner.waitFor();
       expect(await banner.textContent()).toContain('#token=');
       await bare.close();
+    });
+
+    // Last: it adds photos, which the searches above do not expect.
+    it('Library: a bad folder is refused where it was typed; a new one is indexed with pause and resume; filters', async () => {
+      await page.getByTestId('nav-library').click();
+      await page.getByTestId('add-path').fill('/no/such/folder');
+      await page.getByTestId('add-path').press('Enter');
+      const refused = page.locator('.add .error');
+      await refused.waitFor();
+      expect((await refused.textContent())?.trim().length).toBeGreaterThan(10);
+      expect(await page.getByTestId('root').count()).toBe(1);
+
+      const more = join(dirname(app.photosDir), 'more photos');
+      mkdirSync(more);
+      const copied = photos.slice(0, 80);
+      for (const name of copied) copyFileSync(join(app.photosDir, name), join(more, `copy-${name}`));
+      await page.getByTestId('add-path').fill(more);
+      await page.getByTestId('add-path').press('Enter');
+      await page.getByTestId('index-pause').click({ timeout: 30_000 });
+      await page.locator('[data-testid=indexing] .progress[data-state=paused]').waitFor();
+      // Paused means paused: nothing more gets indexed until Resume.
+      const held = (await app.engine.invoke('status', {})).index.done;
+      await new Promise((resolve) => setTimeout(resolve, 2500));
+      expect((await app.engine.invoke('status', {})).index.done).toBe(held);
+      expect(held).toBeLessThan(copied.length);
+      await page.getByTestId('index-resume').click();
+      await page.locator('[data-testid=indexing] .progress[data-state=done]').waitFor({ timeout: 240_000 });
+      expect((await app.engine.invoke('status', {})).images.indexed).toBe(photos.length + copied.length);
+      const second = page.getByTestId('root').filter({ hasText: 'more photos' });
+      await expect.poll(() => second.textContent()).toContain(`${copied.length} photos`);
+      const secondId = String(await second.getAttribute('data-root-id'));
+
+      // The folder filter keeps the results inside it; a type no photo has leaves none, and says so.
+      await page.getByTestId('nav-search').click();
+      await page.getByTestId('filter-root').selectOption(secondId);
+      const query = target?.en ?? 'a dog';
+      await page.getByTestId('search-input').fill(`${query} `);
+      await answered(`${query} `);
+      const paths = await tiles().evaluateAll((els) => els.map((e) => e.getAttribute('data-path') ?? ''));
+      expect(paths.length).toBeGreaterThan(0);
+      for (const path of paths) expect(path.startsWith(more)).toBe(true);
+      await page.getByTestId('filter-type').selectOption('png');
+      await expect.poll(() => page.getByTestId('result-count').textContent()).toBe('No photos');
+      expect(await page.locator('.empty').textContent()).toContain('No photo matches');
+      expect(pageErrors).toEqual([]);
     });
   },
 );
