@@ -142,7 +142,10 @@ export async function startApp(
     cpSync(demoDir, photosDir, { recursive: true });
     mkdirSync(libraryDir, { recursive: true });
   }
-  const engine = await openEngineWorker({ libraryDir });
+  const engine = await openEngineWorker({ libraryDir }).catch((error: unknown) => {
+    if (!options.reuse) rmSync(dirname(photosDir), { recursive: true, force: true });
+    throw error;
+  });
   const server = await startServer({ engine, rendererDir });
   await bootstrapLibrary(engine, { libraryDir, demoDir: photosDir });
   return {
