@@ -247,6 +247,22 @@ describe.skipIf(note !== '')(
       const status = await app.engine.invoke('status', {});
       const dog = target && /German shepherd dog/i.test(target.en);
       const query = target?.ja ?? (dog ? '芝生の上に立っている犬' : '窓の外を見ている犬');
+      // While an input method composes, the half-typed kana is not searched; the committed word is.
+      const before = await page.getByTestId('results').getAttribute('data-rendered-query');
+      const duringComposition = await page.evaluate(`(async () => {
+        const input = document.querySelector('[data-testid=search-input]');
+        input.dispatchEvent(new CompositionEvent('compositionstart', { bubbles: true }));
+        input.value = 'いぬ';
+        input.dispatchEvent(new Event('input', { bubbles: true }));
+        await new Promise((resolve) => setTimeout(resolve, 800));
+        const shown = document.querySelector('[data-testid=results]').dataset.renderedQuery;
+        input.value = '犬';
+        input.dispatchEvent(new Event('input', { bubbles: true }));
+        input.dispatchEvent(new CompositionEvent('compositionend', { bubbles: true }));
+        return shown;
+      })()`);
+      expect(duringComposition).toBe(before);
+      await answered('犬');
       if (status.model.languages.includes('ja')) {
         await page.getByTestId('search-input').fill(query);
         await answered(query);
