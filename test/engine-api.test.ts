@@ -138,6 +138,11 @@ describe.skipIf(note)(`engine api: a real library of Flickr8k photos${note}`, ()
     const byId = await engine.invoke('similar', { imageId: id, k: 3 });
     expect(byId.hits.map((h) => h.imageId)).not.toContain(id);
     expect(byId.hits.filter((h) => h.path.includes('/beach/')).length).toBeGreaterThanOrEqual(1);
+    // Pages of one ranking over the whole library but the photo itself.
+    expect(byId.total).toBe(picked.beachDogs.length + picked.others.length - 1);
+    const ten = await engine.invoke('similar', { imageId: id, k: 10 });
+    const second = await engine.invoke('similar', { imageId: id, k: 5, offset: 5 });
+    expect(second.hits.map((h) => h.imageId)).toEqual(ten.hits.slice(5).map((h) => h.imageId));
     const outside = join(work, 'outside.jpg');
     copyFileSync(join(flickr, 'images', picked.beachDogs[1] as string), outside);
     const byFile = await engine.invoke('similar', { path: outside, k: 1 });

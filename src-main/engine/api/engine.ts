@@ -341,11 +341,14 @@ export class Engine implements EngineHost {
     }
     const allowed = this.library.filterIds(args.filters);
     const allow = (id: number) => id !== self && (!allowed || allowed.has(id));
-    const n = Math.min(args.offset + args.k, this.library.counts().indexed);
+    // Every photo is similar to some degree: the whole (filtered) library, nearest first, page by page.
+    const candidates =
+      (allowed ? allowed.size : this.library.counts().indexed) - (self === undefined ? 0 : 1);
+    const n = Math.min(args.offset + args.k, Math.max(candidates, 0));
     const hits = this.library.nearest(vector, n, allow).map((h) => this.hit(h.imageId, h.score, 'vector'));
     return {
       hits: hits.slice(args.offset),
-      total: hits.length,
+      total: Math.max(candidates, hits.length),
       cutoff: null,
       lang: null,
       unknownWords: [],
