@@ -71,9 +71,11 @@ if (!run('bash', ['scripts/setup-training.sh'])) {
 const missing = [
   ['/usr/bin/exiftool', 'libimage-exiftool-perl'],
   ['/usr/bin/chromium', 'chromium'],
+  // Without a Japanese font Chromium draws the Japanese UI (and its screenshots) as empty boxes.
+  ['/usr/share/fonts/opentype/ipafont-gothic', 'fonts-ipafont-gothic'],
 ].filter(([file]) => !existsSync(file));
 if (missing.length === 0) {
-  say('system tools are present: exiftool, chromium');
+  say('system tools are present: exiftool, chromium, a Japanese font');
 } else {
   const packages = missing.map(([, name]) => name);
   const canApt =
