@@ -213,6 +213,7 @@ log();
 log(row(['vectors', 'build', 'ms/insert', 'efSearch', 'p50 ms', 'p95 ms', 'recall@10']));
 log(row(['---:', '---:', '---:', '---:', '---:', '---:', '---:']));
 let msPerInsert = 0;
+let p95AtDefault100k: number | null = null;
 for (const n of sizes) {
   if (msPerInsert > 0 && (msPerInsert * n) / 1000 > maxBuild) {
     log(
@@ -250,6 +251,7 @@ for (const n of sizes) {
       times.push(performance.now() - t);
       if (truth) hits += r.filter((x) => truth[i]?.has(x.label)).length;
     }
+    if (n === 100_000 && ef === DEFAULT_HNSW.efSearch) p95AtDefault100k = pct(times, 95);
     log(
       row([
         n.toLocaleString('en-US'),
@@ -263,6 +265,20 @@ for (const n of sizes) {
     );
   }
 }
+log();
+
+log('### Against the targets');
+log();
+log(
+  `- ≥ 50 images/s end to end: ${(result.total / seconds).toFixed(1)} measured on this shared machine (load average ${load} at the start); the photos cost ${cpuMsPerPhoto.toFixed(1)} ms of CPU each, all threads, so ${((availableParallelism() * 1000) / cpuMsPerPhoto).toFixed(0)} images/s is the ceiling on ${availableParallelism()} idle cores (onnxruntime's intra-op threads may spin while they wait, which counts as CPU time, so the ceiling may be higher; not measured).`,
+);
+log(
+  `- Search p95 ≤ 15 ms at 100k: ${p95AtDefault100k === null ? 'not measured in this run' : `${p95AtDefault100k.toFixed(2)} ms`} (synthetic random vectors, efSearch ${DEFAULT_HNSW.efSearch}).`,
+);
+log(`- ≤ 4 KB of DB + index per photo: ${((dbBytes + indexBytes) / counts.total).toFixed(0)} B.`);
+log(
+  '- Recall@10 ≥ 0.98: met on the real joint vectors at the default efSearch (table above); random 512-d vectors, which have no neighbourhood structure, stay far below it at any affordable efSearch.',
+);
 log();
 
 const doc = join(projectRoot, 'docs', 'BENCHMARKS.md');
