@@ -1,10 +1,11 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ArgumentError } from '../src-main/engine/errors.ts';
 import { Library, LibraryLockedError, LOCK_FILE } from '../src-main/engine/library/index.ts';
 import { tempDir } from './helpers/library-fixtures.ts';
 
@@ -85,5 +86,32 @@ describe('one Sagasu process per library', () => {
   it('treats an unreadable or empty lock file as stale', async () => {
     writeFileSync(join(tmp.dir, LOCK_FILE), '');
     await (await Library.open({ dir: tmp.dir })).close();
+  });
+});
+
+describe('library roots', () => {
+  it('refuses a missing path, a file, a root twice (by any name), and roots inside or around a root', async () => {
+    const tmp = tempDir('roots');
+    const lib = await Library.open({ dir: join(tmp.dir, 'lib') });
+    try {
+      const photos = join(tmp.dir, 'photos');
+      mkdirSync(join(photos, 'inner'), { recursive: true });
+      writeFileSync(join(tmp.dir, 'file.jpg'), 'x');
+      symlinkSync(photos, join(tmp.dir, 'alias'));
+      expect(() => lib.addRoot(join(tmp.dir, 'nope'))).toThrow(/does not exist/);
+      expect(() => lib.addRoot(join(tmp.dir, 'file.jpg'))).toThrow(/is not a folder/);
+      const root = lib.addRoot(photos);
+      expect(root).toMatchObject({ path: photos, online: true, images: 0, failed: 0 });
+      expect(() => lib.addRoot(photos)).toThrow(ArgumentError);
+      expect(() => lib.addRoot(join(tmp.dir, 'alias'))).toThrow(/already a library folder/);
+      expect(() => lib.addRoot(join(photos, 'inner'))).toThrow(/inside the library folder/);
+      expect(() => lib.addRoot(tmp.dir)).toThrow(/contains the library folder/);
+      expect(lib.removeRoot(root.id)).toEqual({ removedImages: 0 });
+      expect(lib.roots()).toEqual([]);
+      expect(() => lib.removeRoot(root.id)).toThrow(/no library folder has id/);
+    } finally {
+      await lib.close();
+      tmp.cleanup();
+    }
   });
 });

@@ -215,10 +215,10 @@ export class Library {
   // ---- roots
 
   addRoot(path: string): RootInfo {
-    if (!isAbsolute(path)) throw new ArgumentError('path', `${path} is not an absolute path`);
     let real: string;
     try {
-      real = realpathSync(path);
+      // Symlinks and relative paths resolved, so one folder can't be added twice under two names.
+      real = realpathSync(resolve(path));
       if (!statSync(real).isDirectory()) throw new ArgumentError('path', `${path} is not a folder`);
       accessSync(real, constants.R_OK | constants.X_OK);
     } catch (error) {
