@@ -479,7 +479,12 @@ export class Library {
     ];
     if (needHash.length > 0) {
       const pool = this.decodePool();
-      const results = await Promise.all(needHash.map((path) => pool.run({ path, mode: 'hash' })));
+      const results = await Promise.all(
+        needHash.map((path) =>
+          // Unhashable here means "treat as new/changed": the decode pass then records what is wrong with it.
+          pool.run({ path, mode: 'hash' }).catch((): DecodeResult => ({ kind: 'unstable', path })),
+        ),
+      );
       for (const r of results) hashes.set(r.path, r.kind === 'hashed' ? r.hash : null);
     }
 
