@@ -32,6 +32,8 @@ function mime(file: string): string {
 
 describe.skipIf(note !== '')(
   `the app in a real browser (Chromium, browser mode, demo library)${note}`,
+  // Alone each step takes seconds; beside the CNN-heavy suites on two cores, thumbnails and searches wait in line.
+  { timeout: 360_000 },
   () => {
     let app: RunningApp;
     let browser: Browser;
