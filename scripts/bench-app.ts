@@ -1,20 +1,6 @@
-/**
- * npm run bench:app — speed of the app as a person meets it, in browser mode (the HTTP server, the engine in
- * its worker, Debian's Chromium driven by playwright-core), written into docs/BENCHMARKS.md "## App":
- *  1. launch → first results: a fresh library, the first-run bootstrap indexes the demo library, and a sentence
- *     typed as soon as the page is up; then a warm launch on the indexed library;
- *  2. search-to-render: sentence typed → the new results painted (p50/p95), over the demo captions;
- *  3. scrolling 10k (and 100k) results top to bottom: long tasks, worst frame, tiles kept in the DOM.
- * The demo library holds fewer photos than that, so for 3 a server-side wrapper repeats the engine's ranked
- * hits (and their real thumbnails) under distinct ids: the renderer, its paging and the media path do the full
- * work; the engine's ranking is not what is measured there.
- */
-import { readFile, writeFile } from 'node:fs/promises';
 import { cpus, totalmem } from 'node:os';
-import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import type { Hit, Input, Method, Output, SearchPage } from '../src-main/engine/api/contract.ts';
-import { projectRoot } from '../src-main/engine/paths.ts';
 import { startServer } from '../src-main/server/app.ts';
 import { rendererDir } from '../src-main/server/config.ts';
 import type { DoorEngine } from '../src-main/server/engine-host.ts';
@@ -28,6 +14,7 @@ import {
   pickTarget,
   startApp,
 } from '../test/browser/harness.ts';
+import { writeBenchSection } from './bench-doc.ts';
 
 const VIEWPORT = { width: 1280, height: 800 };
 const lines: string[] = [];
@@ -324,17 +311,7 @@ async function main() {
   }
   log();
 
-  const file = join(projectRoot, 'docs', 'BENCHMARKS.md');
-  const doc = await readFile(file, 'utf8');
-  const section = `${lines.join('\n').trimEnd()}\n`;
-  const start = doc.indexOf('## App (');
-  let next = start < 0 ? -1 : doc.indexOf('\n## ', start + 1);
-  if (next >= 0) next += 1;
-  const updated =
-    start < 0
-      ? `${doc.trimEnd()}\n\n${section}`
-      : `${doc.slice(0, start)}${section}${next >= 0 ? `\n${doc.slice(next)}` : ''}`;
-  await writeFile(file, updated);
+  const file = await writeBenchSection('app', lines.join('\n'));
   console.log(`\nwritten to ${file}`);
 }
 

@@ -4,7 +4,7 @@
  * whole path from photo file to ternary FNE, for both CNN modes, on the Flickr8k test images (224x224), the
  * 125 originals, and 12-megapixel JPEGs this script makes. Also the two modes' ternary agreement.
  */
-import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile } from 'node:fs/promises';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
@@ -21,7 +21,8 @@ import { obtainUpstreamFile } from '../src-main/engine/cnn/source.ts';
 import { requireFlickr8kDir, splitImagePaths } from '../src-main/engine/datasets/flickr8k.ts';
 import { FneExtractor, loadStats } from '../src-main/engine/fne/index.ts';
 import { decodeForCnn } from '../src-main/engine/image/index.ts';
-import { cacheDir, projectRoot } from '../src-main/engine/paths.ts';
+import { cacheDir } from '../src-main/engine/paths.ts';
+import { writeBenchSection } from './bench-doc.ts';
 
 const BATCHES = [1, 4, 8, 16, 32];
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
@@ -213,17 +214,6 @@ log(
 );
 log('');
 
-const doc = join(projectRoot, 'docs', 'BENCHMARKS.md');
-const start = '<!-- bench:images:start -->';
-const end = '<!-- bench:images:end -->';
-let text = await readFile(doc, 'utf8').catch(
-  () =>
-    '# Benchmarks\n\nEach section is written by its `npm run bench:*` command; numbers are from the machine it names.\n',
+console.log(
+  `wrote ${await writeBenchSection('images', `## Image path (\`npm run bench:images\`)\n\n${lines.join('\n')}`)}`,
 );
-const section = `${start}\n## Image path (\`npm run bench:images\`)\n\n${lines.join('\n')}\n${end}`;
-text = text.includes(start)
-  ? text.replace(new RegExp(`${start}[\\s\\S]*${end}`), section)
-  : `${text.trimEnd()}\n\n${section}\n`;
-await mkdir(join(projectRoot, 'docs'), { recursive: true });
-await writeFile(doc, text);
-console.log(`wrote ${doc}`);

@@ -6,7 +6,7 @@
  * Environment: BENCH_IMAGES (photos to index, default all), BENCH_SIZES (default 10000,100000,1000000),
  * BENCH_MAX_BUILD_S (skip a synthetic size whose estimated build exceeds this, default 900).
  */
-import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { availableParallelism, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -17,8 +17,9 @@ import {
   quantize,
   VectorIndex,
 } from '../src-main/engine/library/index.ts';
-import { projectRoot, sharedDir } from '../src-main/engine/paths.ts';
+import { sharedDir } from '../src-main/engine/paths.ts';
 import { bruteForceTopK, flickrJointVectors, unitVector } from '../test/helpers/library-vectors.ts';
+import { writeBenchSection } from './bench-doc.ts';
 
 const lines: string[] = [];
 const log = (line = '') => {
@@ -281,13 +282,6 @@ log(
 );
 log();
 
-const doc = join(projectRoot, 'docs', 'BENCHMARKS.md');
-const start = '<!-- bench:library:start -->';
-const end = '<!-- bench:library:end -->';
-let text = readFileSync(doc, 'utf8');
-const section = `${start}\n## Library (\`npm run bench:library\`)\n\n${lines.join('\n')}\n${end}`;
-text = text.includes(start)
-  ? text.replace(new RegExp(`${start}[\\s\\S]*${end}`), section)
-  : `${text.trimEnd()}\n\n${section}\n`;
-writeFileSync(doc, text);
-console.log(`wrote ${doc}`);
+console.log(
+  `wrote ${await writeBenchSection('library', `## Library (\`npm run bench:library\`)\n\n${lines.join('\n')}`)}`,
+);

@@ -5,13 +5,12 @@
  * Markdown section; `--write` also replaces that section of docs/BENCHMARKS.md.
  */
 import { execFileSync } from 'node:child_process';
-import { readFile, writeFile } from 'node:fs/promises';
 import { cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { readJapaneseCaptions } from '../src-main/engine/datasets/prepare-ja.ts';
 import { JointModel, jointModelsDir } from '../src-main/engine/joint/index.ts';
-import { projectRoot } from '../src-main/engine/paths.ts';
 import { JapaneseTokenizer, kuromojiDictDir } from '../src-main/engine/text/index.ts';
+import { writeBenchSection } from './bench-doc.ts';
 
 const LOADS = Number(process.env.BENCH_LOADS ?? 3);
 const QUERIES = Number(process.env.BENCH_QUERIES ?? 300);
@@ -131,17 +130,6 @@ log(
 );
 
 if (process.argv.includes('--write')) {
-  // Only this command's section, between its markers (the other sections belong to their own commands).
-  const file = join(projectRoot, 'docs', 'BENCHMARKS.md');
-  const text = await readFile(file, 'utf8');
-  const [start, end] = ['<!-- bench:text:start -->', '<!-- bench:text:end -->'];
-  const section = `${start}\n${lines.join('\n')}\n${end}`;
-  const a = text.indexOf(start);
-  const b = text.indexOf(end);
-  const out =
-    a >= 0 && b > a
-      ? text.slice(0, a) + section + text.slice(b + end.length)
-      : `${text.trimEnd()}\n\n${section}\n`;
-  await writeFile(file, out);
+  const file = await writeBenchSection('text', lines.join('\n'));
   console.log(`bench:text: wrote the section into ${file}`);
 }
