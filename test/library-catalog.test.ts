@@ -120,6 +120,10 @@ describe('library catalog (SQLite)', () => {
     const both = add('sunset beach.jpg');
     expect(catalog.keyword('sunset beach', 10)[0]?.imageId).toBe(both);
     expect(ftsQuery('   ')).toBeNull();
+    // A one-letter word is no prefix of everything: "a" does not find "another beach trip.jpg" by its "a".
+    add('another.jpg');
+    expect(catalog.keyword('a', 10)).toEqual([]);
+    expect(ftsQuery('a I 7')).toBeNull();
   });
 
   it('stores auto captions and tags, keeps reviewed ones across refreshes, one accepted caption', () => {

@@ -5,6 +5,7 @@ import sharp from 'sharp';
 import {
   CaptionBank,
   exportRows,
+  isStopWord,
   LayerExplainer,
   loadSearchCalibration,
   tagsFor,
@@ -289,7 +290,12 @@ export class Engine implements EngineHost {
     const n = Math.min(fetch, this.library.counts().indexed);
     const nearest = this.library.nearest(vector, n, allow);
     const scores = new Map(nearest.map((h) => [h.imageId, h.score]));
-    const keyword = this.library.keyword(query, KEYWORD_LIMIT).filter((k) => !allow || allow(k.imageId));
+    // File, folder and tag names are matched on the sentence's content words only: "on the" names nothing.
+    const content = query
+      .split(/\s+/)
+      .filter((w) => !/^[\p{Script=Latin}'’-]+$/u.test(w) || !isStopWord(w.toLocaleLowerCase('en')))
+      .join(' ');
+    const keyword = this.library.keyword(content, KEYWORD_LIMIT).filter((k) => !allow || allow(k.imageId));
     const literal = new Set(keyword.map((k) => k.imageId));
     const hits: Hit[] = [];
     for (const { imageId, score } of nearest) {

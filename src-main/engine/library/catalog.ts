@@ -651,6 +651,8 @@ export function ftsQuery(query: string): string | null {
   for (const word of query.normalize('NFKC').split(/\s+/)) {
     const tokens = ftsText(word).match(/[\p{L}\p{N}\p{M}]+/gu) ?? [];
     if (tokens.length === 0) continue;
+    // One letter as a prefix ("a", "I") would match every name with a word starting with it (hex ids, "and").
+    if (tokens.length === 1 && /^[\p{Script=Latin}\p{N}]$/u.test(tokens[0] as string)) continue;
     terms.push(tokens.length === 1 ? `"${tokens[0]}"*` : `"${tokens.join(' ')}"`);
   }
   return terms.length > 0 ? terms.join(' OR ') : null;
