@@ -1,25 +1,21 @@
 import { basename, dirname, extname, relative, sep } from 'node:path';
 import Database from 'better-sqlite3';
-import type { Caption, FileType, ReviewStatus, RootInfo, SearchFilters, Tag } from '../api/contract.ts';
+import type {
+  Caption,
+  FileType,
+  ImageDetails,
+  ReviewStatus,
+  RootInfo,
+  SearchFilters,
+  Tag,
+} from '../api/contract.ts';
 import { ArgumentError, SagasuError } from '../errors.ts';
 import { MIGRATIONS } from './schema.ts';
 
-export type ImageStatus = 'pending' | 'indexed' | 'failed';
+export type ImageStatus = ImageDetails['status'];
 
-/** One photo as the catalog holds it (ImageDetails of the contract without captions and tags). */
-export interface ImageRecord {
-  id: number;
-  rootId: number;
-  path: string;
-  bytes: number;
-  width: number | null;
-  height: number | null;
-  takenAt: string | null;
-  camera: string | null;
-  type: FileType | null;
-  status: ImageStatus;
-  error: string | null;
-}
+/** One photo as the catalog holds it: the contract's ImageDetails without its captions and tags. */
+export type ImageRecord = Omit<ImageDetails, 'captions' | 'tags'>;
 
 /** What the walker compares against the disk. */
 export interface KnownFile {
