@@ -725,14 +725,20 @@ export class Library {
   }
 
   private onWatchChange: ((imageIds: number[]) => void) | undefined;
+  /** watch() was called and unwatch() was not: roots added later are watched too. */
+  private watching = false;
 
   private async rewatch(start = false): Promise<void> {
-    if (!start && !this.watcher) return;
+    if (start) this.watching = true;
+    if (!this.watching) return;
     await this.watcher?.close();
+    this.watcher = null;
     const paths = this.catalog
       .rootRows()
       .map((r) => r.path)
       .filter(isDir);
+    // chokidar never gets 'ready' for nothing to watch: an empty library (first run) waits for addRoot.
+    if (paths.length === 0) return;
     const watcher = chokidarWatch(paths, {
       ignoreInitial: true,
       // chokidar has no loop detection: a link back up the tree would be watched forever. Photos under linked
@@ -772,6 +778,7 @@ export class Library {
   }
 
   async unwatch(): Promise<void> {
+    this.watching = false;
     if (this.watchTimer) clearTimeout(this.watchTimer);
     if (this.offlinePoll) clearInterval(this.offlinePoll);
     this.watchTimer = null;
