@@ -174,7 +174,8 @@ describe('electron main process', () => {
       }),
     ]);
     expect(state.appHandlers.has('web-contents-created')).toBe(true);
-    expect(state.openedWith).toEqual({ libraryDir: library });
+    // The window's engine watches the library's folders while the app runs.
+    expect(state.openedWith).toEqual({ libraryDir: library, watch: true });
     expect(state.handled.sort()).toEqual(['sagasu-app', 'sagasu-media']);
     expect([...state.ipc.keys()].sort()).toEqual(['sagasu:invoke', 'sagasu:pick-folder']);
     expect(state.windows).toHaveLength(1);
@@ -250,6 +251,7 @@ describe('electron main process, installed', () => {
     await launch();
     expect(state.openedWith).toEqual({
       libraryDir: library,
+      watch: true,
       modelDir: join(root, 'resources', 'models', 'joint', 'fne'),
     });
     expect(process.env.SAGASU_CACHE_DIR).toBe(join('/home/ann/.config/Sagasu-userData', 'cache'));

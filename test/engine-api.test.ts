@@ -316,3 +316,30 @@ describe.skipIf(note)(`engine in a worker thread${note}`, () => {
     expect((media as SagasuError).code).toBe('not-found');
   });
 });
+
+describe.skipIf(note)(`the engine keeps the catalog current while it runs${note}`, () => {
+  it('a photo copied into a root is indexed and announced without asking', async () => {
+    const work = mkdtempSync(join(tmpdir(), 'sagasu-watch-'));
+    const files = ['1000268201_693b08cb0e.jpg', '1001773457_577c3a7d70.jpg', '1002674143_1b742ab4b8.jpg'];
+    mkdirSync(join(work, 'photos'));
+    for (const f of files.slice(0, 2)) copyFileSync(join(flickr, 'images', f), join(work, 'photos', f));
+    const engine = await Engine.open({ libraryDir: join(work, 'library'), watch: true });
+    try {
+      await engine.invoke('roots.add', { path: join(work, 'photos') });
+      await engine.invoke('index.start', {});
+      await engine.whenIdle();
+      const changed = new Promise<number[] | null>((resolve) =>
+        engine.on('library.changed', ({ imageIds }) => resolve(imageIds)),
+      );
+      copyFileSync(join(flickr, 'images', files[2] as string), join(work, 'photos', files[2] as string));
+      const ids = await changed;
+      expect(ids).toHaveLength(1);
+      expect((await engine.invoke('status', {})).images.indexed).toBe(3);
+      const found = await engine.invoke('similar', { path: join(work, 'photos', files[2] as string), k: 1 });
+      expect(found.hits[0]?.imageId).toBe(ids?.[0]);
+    } finally {
+      await engine.close();
+      rmSync(work, { recursive: true, force: true });
+    }
+  }, 60_000);
+});

@@ -34,6 +34,7 @@ async function start(): Promise<void> {
   // opens while the models load; calls made meanwhile wait for the engine.
   const opening = openEngineWorker({
     libraryDir,
+    watch: true,
     ...(resources ? { modelDir: join(resources, 'models', 'joint', 'fne') } : {}),
   });
   const engine = deferredEngine(opening);

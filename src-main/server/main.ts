@@ -28,7 +28,7 @@ const program = new Command()
     await runCommand('sagasu serve', async () => {
       if (options.build) ensureRenderer(log);
       // Listen first: the page loads while the models do, and its first calls wait for the engine.
-      const opening = openEngineWorker({ libraryDir: options.library });
+      const opening = openEngineWorker({ libraryDir: options.library, watch: true });
       const server = await startServer({
         engine: deferredEngine(opening),
         rendererDir,

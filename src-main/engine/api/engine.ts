@@ -39,6 +39,8 @@ export interface EngineOptions {
   captionBank?: string;
   /** Sidecar naming for XMP: `photo.jpg.xmp` (default, what darktable and digiKam write) or `photo.xmp`. */
   xmpNaming?: 'photo.jpg.xmp' | 'photo.xmp';
+  /** Keep the catalog current while this engine runs (the app's doors; a one-shot CLI command does not). */
+  watch?: boolean;
 }
 
 /** What a door holds: the contract, plus the bytes the contract cannot carry as JSON. */
@@ -107,7 +109,15 @@ export class Engine implements EngineHost {
     }
     // With the model's directory, a retrained model of the same name does not inherit an old cutoff.
     const calibration = await loadSearchCalibration(model.name, { modelDir: model.dir });
-    return new Engine(options, library, model, extractor, calibration?.cutoff ?? null);
+    const engine = new Engine(options, library, model, extractor, calibration?.cutoff ?? null);
+    if (options.watch) await library.watch((imageIds) => engine.changed(imageIds));
+    return engine;
+  }
+
+  /** Files changed on disk were indexed by the watcher: rankings are stale, open views may refresh. */
+  private changed(imageIds: number[]): void {
+    this.ranked = null;
+    this.emit('library.changed', { imageIds });
   }
 
   on<E extends keyof Events>(event: E, listener: (payload: Events[E]) => void): () => void {
