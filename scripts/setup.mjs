@@ -101,3 +101,24 @@ if (existsSync(join(root, 'assets', 'sample-library', 'ATTRIBUTION'))) {
 } else if (!run(process.execPath, ['--import', 'tsx', 'scripts/demo-library.ts'])) {
   say('the demo library could not be built (see above); the app starts without it');
 }
+
+// 7. For the test run only (`npm test` passes --test-data): the prepared Flickr8k features and tokens
+// (.cache/data/flickr8k-v2, about 5 minutes of CNN time on 2 cores, then cached), so the tests of HNSW recall on
+// real vectors, tags on test photos and the relevance cutoff run instead of skipping. Needs ../shared.
+if (process.argv.includes('--test-data')) {
+  const prepared = join(root, '.cache', 'data', 'flickr8k-v2');
+  const flickr = join(root, '..', 'shared', 'data', 'flickr8k');
+  if (existsSync(join(prepared, 'meta.json'))) {
+    say('the prepared Flickr8k data is there (.cache/data/flickr8k-v2)');
+  } else if (!existsSync(join(root, 'models', 'cnn')) || !existsSync(flickr)) {
+    say(
+      'no prepared Flickr8k data: it needs the built CNN and ../shared/data/flickr8k (those tests will skip)',
+    );
+  } else if (
+    !run(process.execPath, ['--import', 'tsx', 'src-main/cli/data-prepare.ts', '--out', prepared], {
+      CI: '1',
+    })
+  ) {
+    say('preparing Flickr8k failed (see above); the tests that need it will skip');
+  }
+}
