@@ -102,7 +102,15 @@ if (existsSync(join(root, 'assets', 'sample-library', 'ATTRIBUTION'))) {
   say('the demo library could not be built (see above); the app starts without it');
 }
 
-// 7. For the test run only (`npm test` passes --test-data): the prepared Flickr8k features and tokens
+// 7. The renderer (.cache/renderer), so the first `npm start` opens at once; `npm start` and `npm run serve`
+// rebuild it when its sources are newer.
+if (existsSync(join(root, '.cache', 'renderer', 'index.html'))) {
+  say('the renderer is built');
+} else if (!run('npm', ['run', '--silent', 'build:renderer'])) {
+  say('the renderer could not be built (see above); npm start will try again');
+}
+
+// 8. For the test run only (`npm test` passes --test-data): the prepared Flickr8k features and tokens
 // (.cache/data/flickr8k-v2, about 5 minutes of CNN time on 2 cores, then cached), so the tests of HNSW recall on
 // real vectors, tags on test photos and the relevance cutoff run instead of skipping. Needs ../shared.
 if (process.argv.includes('--test-data')) {
@@ -114,11 +122,7 @@ if (process.argv.includes('--test-data')) {
     say(
       'no prepared Flickr8k data: it needs the built CNN and ../shared/data/flickr8k (those tests will skip)',
     );
-  } else if (
-    !run(process.execPath, ['--import', 'tsx', 'src-main/cli/data-prepare.ts', '--out', prepared], {
-      CI: '1',
-    })
-  ) {
+  } else if (!run(process.execPath, ['--import', 'tsx', 'src-main/cli/data-prepare.ts', '--out', prepared])) {
     say('preparing Flickr8k failed (see above); the tests that need it will skip');
   }
 }
