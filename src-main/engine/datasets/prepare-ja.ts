@@ -11,7 +11,7 @@ import {
   readCaptions,
   requireFlickr8kDir,
 } from './flickr8k.ts';
-import { DEFAULT_MIN_COUNT, defaultPreparedDir, PREPARED_FORMAT } from './prepare.ts';
+import { DEFAULT_MIN_COUNT, defaultPreparedDir, encodeCaptions, PREPARED_FORMAT } from './prepare.ts';
 
 /**
  * A captions-only data set: the Japanese captions as token ids, pointing at an English prepared folder
@@ -197,27 +197,12 @@ export async function prepareFlickr8kJapanese(options: PrepareJaOptions = {}): P
     minCount,
   );
 
-  const offsets = new Int32Array(kept.length + 1);
-  const captionImage = new Int32Array(kept.length);
-  const tokensBySplit: PreparedJaMeta['tokensBySplit'] = {
-    train: { tokens: 0, unknown: 0 },
-    val: { tokens: 0, unknown: 0 },
-    test: { tokens: 0, unknown: 0 },
-    none: { tokens: 0, unknown: 0 },
-  };
-  let emptyCaptions = 0;
-  const encoded = tokenLists.map((list, k) => {
-    const ids = vocab.encode(list);
-    offsets[k + 1] = (offsets[k] as number) + ids.length;
-    captionImage[k] = indexOf.get((kept[k] as JapaneseCaption).image) as number;
-    if (ids.length === 0) emptyCaptions++;
-    const counts = tokensBySplit[captionSplit[k] as Flickr8kImageSplit];
-    counts.tokens += ids.length;
-    for (const id of ids) if (id === 1) counts.unknown++;
-    return ids;
-  });
-  const tokens = new Int32Array(offsets[kept.length] as number);
-  for (const [k, ids] of encoded.entries()) tokens.set(ids, offsets[k] as number);
+  const { tokens, offsets, captionImage, tokensBySplit, emptyCaptions } = encodeCaptions(
+    tokenLists,
+    vocab,
+    kept.map((c) => indexOf.get(c.image) as number),
+    captionSplit,
+  );
 
   const contents: Record<PreparedJaFile, Buffer> = {
     'vocab.txt': Buffer.from(vocab.toText(), 'utf8'),

@@ -13,7 +13,7 @@ import {
   type Thresholds,
 } from '../fne/index.ts';
 import { cacheDir } from '../paths.ts';
-import { TOKENIZER_VERSION, tokenizeEnglish, Vocabulary } from '../text/index.ts';
+import { TOKENIZER_VERSION, tokenizeEnglish, UNK_ID, Vocabulary } from '../text/index.ts';
 import {
   BOGUS_CAPTION_IMAGE,
   type Flickr8kImage,
@@ -252,6 +252,41 @@ const emptySplitCounts = <T>(make: () => T): Record<Flickr8kImageSplit, T> => ({
   none: make(),
 });
 
+/** The training contract's token arrays: captions' ids concatenated, their offsets, their images, counts. */
+export interface EncodedCaptions {
+  tokens: Int32Array;
+  /** caption k = tokens[offsets[k]:offsets[k+1]] */
+  offsets: Int32Array;
+  captionImage: Int32Array;
+  tokensBySplit: Record<Flickr8kImageSplit, SplitTokens>;
+  emptyCaptions: number;
+}
+
+/** Token lists -> ids through `vocab` (the English and the Japanese preparation write the same arrays). */
+export function encodeCaptions(
+  tokenLists: readonly string[][],
+  vocab: Vocabulary,
+  imageOf: readonly number[],
+  splitOf: readonly Flickr8kImageSplit[],
+): EncodedCaptions {
+  const offsets = new Int32Array(tokenLists.length + 1);
+  const captionImage = Int32Array.from(imageOf);
+  const tokensBySplit = emptySplitCounts<SplitTokens>(() => ({ tokens: 0, unknown: 0 }));
+  let emptyCaptions = 0;
+  const encoded = tokenLists.map((list, k) => {
+    const ids = vocab.encode(list);
+    offsets[k + 1] = (offsets[k] as number) + ids.length;
+    if (ids.length === 0) emptyCaptions++;
+    const counts = tokensBySplit[splitOf[k] as Flickr8kImageSplit];
+    counts.tokens += ids.length;
+    for (const id of ids) if (id === UNK_ID) counts.unknown++;
+    return ids;
+  });
+  const tokens = new Int32Array(offsets[tokenLists.length] as number);
+  for (const [k, ids] of encoded.entries()) tokens.set(ids, offsets[k] as number);
+  return { tokens, offsets, captionImage, tokensBySplit, emptyCaptions };
+}
+
 /**
  * The training inputs of the joint space, computed with the engine's own image path so that training sees
  * exactly what the app will compute for a user's photo: the ternary FNE and the one-layer vector of every
@@ -433,22 +468,12 @@ export async function prepareFlickr8k(options: PrepareOptions = {}): Promise<Pre
     ),
   );
 
-  const offsets = new Int32Array(kept.length + 1);
-  const captionImage = new Int32Array(kept.length);
-  const tokensBySplit = emptySplitCounts<SplitTokens>(() => ({ tokens: 0, unknown: 0 }));
-  let emptyCaptions = 0;
-  const encoded = tokenLists.map((tokens, k) => {
-    const ids = vocab.encode(tokens);
-    offsets[k + 1] = (offsets[k] as number) + ids.length;
-    captionImage[k] = indexOf.get((kept[k] as { image: string }).image) as number;
-    if (ids.length === 0) emptyCaptions++;
-    const counts = tokensBySplit[splitOfCaption[k] as Flickr8kImageSplit];
-    counts.tokens += ids.length;
-    for (const id of ids) if (id === 1) counts.unknown++;
-    return ids;
-  });
-  const tokens = new Int32Array(offsets[kept.length] as number);
-  for (const [k, ids] of encoded.entries()) tokens.set(ids, offsets[k] as number);
+  const { tokens, offsets, captionImage, tokensBySplit, emptyCaptions } = encodeCaptions(
+    tokenLists,
+    vocab,
+    kept.map((c) => indexOf.get(c.image) as number),
+    splitOfCaption,
+  );
   await write('tokens.i32', (f) => f.write(tokens));
   await write('offsets.i32', (f) => f.write(offsets));
   await write('caption_image.i32', (f) => f.write(captionImage));
