@@ -54,6 +54,56 @@ export const CAPTIONS_FILE = 'Flickr8k.token.txt';
  */
 export const BOGUS_CAPTION_IMAGE = '2258277193_586949ec62.jpg.1';
 
+/** The machine-translated Japanese captions: keys and order of the English file, keys written in brackets. */
+export const JA_CAPTIONS_FILE = 'Flickr8k.token.ja.txt';
+
+export interface JapaneseCaption {
+  image: string;
+  n: number;
+  text: string;
+  /** 1-based line in the file, for errors that name it. */
+  line: number;
+}
+
+const JA_KEY = /^\[([^\s#/\\]+\.jpg)#(\d+)\]$/;
+
+/**
+ * The lines `[<id>.jpg#<n>]<TAB><caption>` of a Japanese token file, in file order, the bogus id skipped.
+ * A malformed line is a 'dataset-damaged' SagasuError naming `file:line`; what else the captions must satisfy
+ * (lining up with the English file, no repeated key) is the caller's to check.
+ */
+export function parseJapaneseCaptions(
+  text: string,
+  file: string,
+  log: (line: string) => void = () => {},
+): JapaneseCaption[] {
+  const lines = text.split('\n');
+  if (lines.at(-1) === '') lines.pop();
+  const out: JapaneseCaption[] = [];
+  let bogus = 0;
+  for (const [i, raw] of lines.entries()) {
+    const line = i + 1;
+    const fields = (raw.endsWith('\r') ? raw.slice(0, -1) : raw).split('\t');
+    if (fields.length !== 2)
+      throw new SagasuError(
+        'dataset-damaged',
+        `${file}:${line}`,
+        `expected "[<id>.jpg#<n>]<TAB><caption>", found ${fields.length - 1} tabs`,
+      );
+    const [key, caption] = fields as [string, string];
+    if (key.startsWith(`[${BOGUS_CAPTION_IMAGE}#`)) {
+      bogus++;
+      continue;
+    }
+    const match = JA_KEY.exec(key);
+    if (!match)
+      throw new SagasuError('dataset-damaged', `${file}:${line}`, `"${key}" is not a key [<id>.jpg#<n>]`);
+    out.push({ image: match[1] as string, n: Number(match[2]), text: caption, line });
+  }
+  if (bogus > 0) log(`flickr8k-ja: skipped ${bogus} captions of ${BOGUS_CAPTION_IMAGE}, an id with no photo`);
+  return out;
+}
+
 export interface Flickr8kCaption {
   /** Image file name, e.g. 1000268201_693b08cb0e.jpg. */
   image: string;

@@ -6,11 +6,16 @@ import { ArgumentError, SagasuError } from '../errors.ts';
 import { cacheDir } from '../paths.ts';
 import { JA_TOKENIZER_VERSION, japaneseTokenizer, Vocabulary } from '../text/index.ts';
 import {
-  BOGUS_CAPTION_IMAGE,
   type Flickr8kImageSplit,
+  JA_CAPTIONS_FILE,
+  type JapaneseCaption,
+  parseJapaneseCaptions,
   readCaptions,
   requireFlickr8kDir,
 } from './flickr8k.ts';
+
+export { JA_CAPTIONS_FILE, type JapaneseCaption };
+
 import { DEFAULT_MIN_COUNT, defaultPreparedDir, encodeCaptions, PREPARED_FORMAT } from './prepare.ts';
 
 /**
@@ -19,7 +24,6 @@ import { DEFAULT_MIN_COUNT, defaultPreparedDir, encodeCaptions, PREPARED_FORMAT 
  * English model's, so the photos' features are the English data set's, never a second copy.
  */
 export const PREPARED_JA_FORMAT = 'sagasu-flickr8k-captions/1';
-export const JA_CAPTIONS_FILE = 'Flickr8k.token.ja.txt';
 export const defaultPreparedJaDir = join(cacheDir, 'data', 'flickr8k-ja');
 
 export const PREPARED_JA_FILES = [
@@ -46,16 +50,6 @@ export const FIXTURE_SENTENCES = [
 ] as const;
 export const FIXTURE_SENTENCES_FILE = 'fixture_sentences.json';
 
-export interface JapaneseCaption {
-  image: string;
-  n: number;
-  text: string;
-  line: number;
-}
-
-// `[<id>.jpg#<n>]`: the Japanese file brackets its keys.
-const JA_KEY = /^\[([^\s#/\\]+\.jpg(?:\.\d+)?)#(\d+)\]$/;
-
 /**
  * The Japanese captions, in file order, without the bogus id. The file must have the English file's keys
  * in the English file's order: a translation that lost or swapped a line would pair captions with the
@@ -70,41 +64,15 @@ export async function readJapaneseCaptions(
     throw new SagasuError('missing-dataset', file, 'cannot read the Japanese Flickr8k captions', { cause });
   });
   const english = (await readCaptions(dir)).captions;
-  const lines = text.split('\n');
-  if (lines.at(-1) === '') lines.pop();
-  const out: JapaneseCaption[] = [];
-  let bogus = 0;
-  for (const [i, raw] of lines.entries()) {
-    const line = i + 1;
-    const content = raw.endsWith('\r') ? raw.slice(0, -1) : raw;
-    const fields = content.split('\t');
-    if (fields.length !== 2)
-      throw new SagasuError(
-        'dataset-damaged',
-        `${file}:${line}`,
-        `expected "[<id>.jpg#<n>]<TAB><caption>", found ${fields.length - 1} tabs`,
-      );
-    const match = JA_KEY.exec(fields[0] as string);
-    if (!match)
-      throw new SagasuError(
-        'dataset-damaged',
-        `${file}:${line}`,
-        `"${fields[0]}" is not a key [<id>.jpg#<n>]`,
-      );
-    const image = match[1] as string;
-    if (image === BOGUS_CAPTION_IMAGE) {
-      bogus++;
-      continue;
-    }
-    const n = Number(match[2]);
-    const en = english[out.length];
+  const out = parseJapaneseCaptions(text, file, log);
+  for (const [k, { image, n, line }] of out.entries()) {
+    const en = english[k];
     if (!en || en.image !== image || en.n !== n)
       throw new SagasuError(
         'dataset-damaged',
         `${file}:${line}`,
         `caption ${image}#${n} where the English file has ${en ? `${en.image}#${en.n}` : 'no more captions'}`,
       );
-    out.push({ image, n, text: fields[1] as string, line });
   }
   if (out.length !== english.length)
     throw new SagasuError(
@@ -112,7 +80,6 @@ export async function readJapaneseCaptions(
       file,
       `${out.length} captions, the English file has ${english.length}`,
     );
-  if (bogus > 0) log(`flickr8k-ja: skipped ${bogus} captions of ${BOGUS_CAPTION_IMAGE}`);
   return out;
 }
 

@@ -3,9 +3,10 @@ import { basename, dirname, extname, join, resolve } from 'node:path';
 import { CsvError, parse } from 'csv-parse/sync';
 import { z } from 'zod';
 import {
-  BOGUS_CAPTION_IMAGE,
   CAPTIONS_FILE,
   type Flickr8kSplit,
+  JA_CAPTIONS_FILE,
+  parseJapaneseCaptions,
   readCaptions,
   readSplit,
 } from '../datasets/flickr8k.ts';
@@ -15,7 +16,7 @@ import { detectLanguage } from '../text/index.ts';
 export type DatasetFormat = 'flickr8k' | 'coco' | 'csv' | 'tsv';
 export type CaptionLang = 'en' | 'ja';
 
-export const FLICKR8K_JA_CAPTIONS_FILE = 'Flickr8k.token.ja.txt';
+export const FLICKR8K_JA_CAPTIONS_FILE = JA_CAPTIONS_FILE;
 
 export interface EvalCaption {
   text: string;
@@ -50,7 +51,7 @@ export interface LoadDatasetOptions {
 }
 
 function damaged(where: string, reason: string): SagasuError {
-  return new SagasuError('dataset-malformed', where, reason);
+  return new SagasuError('dataset-damaged', where, reason);
 }
 
 /**
@@ -75,40 +76,19 @@ export async function loadEvalDataset(path: string, options: LoadDatasetOptions 
 // ---------------------------------------------------------------------------------------------------------
 // Flickr8k
 
-/** `[<id>.jpg#<n>]`: the Japanese token file writes its keys in brackets. */
-const JA_CAPTION_KEY = /^\[([^\s#/\\]+\.jpg)#(\d+)\]$/;
-
 async function readJapaneseCaptions(dir: string, log: (line: string) => void) {
   const file = join(dir, FLICKR8K_JA_CAPTIONS_FILE);
   const text = await readFile(file, 'utf8').catch((cause: unknown) => {
     throw new SagasuError('missing-dataset', file, 'cannot read the Japanese Flickr8k captions', { cause });
   });
-  const lines = text.split('\n');
-  if (lines.at(-1) === '') lines.pop();
-  const captions: { image: string; text: string; line: number }[] = [];
+  // A folder of one's own may hold a part of the captions, but never one key twice.
+  const captions = parseJapaneseCaptions(text, file, log);
   const seen = new Set<string>();
-  let bogus = 0;
-  for (const [i, raw] of lines.entries()) {
-    const line = i + 1;
-    const content = raw.endsWith('\r') ? raw.slice(0, -1) : raw;
-    const fields = content.split('\t');
-    if (fields.length !== 2)
-      throw damaged(
-        `${file}:${line}`,
-        `expected "[<id>.jpg#<n>]<TAB><caption>", found ${fields.length - 1} tabs`,
-      );
-    const [key, caption] = fields as [string, string];
-    if (key.startsWith(`[${BOGUS_CAPTION_IMAGE}#`)) {
-      bogus++;
-      continue;
-    }
-    const match = JA_CAPTION_KEY.exec(key);
-    if (!match) throw damaged(`${file}:${line}`, `"${key}" is not a caption key [<id>.jpg#<n>]`);
-    if (seen.has(key)) throw damaged(`${file}:${line}`, `caption key "${key}" appears twice`);
+  for (const c of captions) {
+    const key = `${c.image}#${c.n}`;
+    if (seen.has(key)) throw damaged(`${file}:${c.line}`, `caption key "[${key}]" appears twice`);
     seen.add(key);
-    captions.push({ image: match[1] as string, text: caption, line });
   }
-  if (bogus > 0) log(`flickr8k: skipped ${bogus} captions of ${BOGUS_CAPTION_IMAGE}, an id with no photo`);
   return { file, captions };
 }
 
