@@ -73,9 +73,12 @@ const missing = [
   ['/usr/bin/chromium', 'chromium'],
   // Without a Japanese font Chromium draws the Japanese UI (and its screenshots) as empty boxes.
   ['/usr/share/fonts/opentype/ipafont-gothic', 'fonts-ipafont-gothic'],
+  // WordNet 3.0 and EDICT: the committed concept lexicon is checked against them (npm run concepts:build).
+  ['/usr/share/wordnet/data.noun', 'wordnet-base'],
+  ['/usr/share/edict/edict', 'edict'],
 ].filter(([file]) => !existsSync(file));
 if (missing.length === 0) {
-  say('system tools are present: exiftool, chromium, a Japanese font');
+  say('system tools are present: exiftool, chromium, a Japanese font, WordNet, EDICT');
 } else {
   const packages = missing.map(([, name]) => name);
   const canApt =
@@ -89,7 +92,7 @@ if (missing.length === 0) {
     say(`installed ${packages.join(', ')}`);
   } else {
     say(
-      `could not install ${packages.join(', ')} (needs root and apt-get); the XMP and browser tests will be skipped`,
+      `could not install ${packages.join(', ')} (needs root and apt-get); the XMP, browser and lexicon-rebuild tests will be skipped`,
     );
   }
 }
