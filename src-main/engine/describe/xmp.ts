@@ -4,8 +4,8 @@ import { basename, dirname, extname, join, resolve } from 'node:path';
 import { ArgumentError, SagasuError } from '../errors.ts';
 
 /**
- * XMP sidecars through ExifTool (never hand-written XMP): accepted tags go into dc:subject and the accepted
- * caption into dc:description of `photo.jpg.xmp` (or `photo.xmp`), merged into what the sidecar already
+ * XMP sidecars through ExifTool (never hand-written XMP): accepted tags go into dc:subject (and their
+ * hierarchy, where they have one, into lr:hierarchicalSubject) and the accepted caption into dc:description of `photo.jpg.xmp` (or `photo.xmp`), merged into what the sidecar already
  * holds. The photo itself is never opened for writing: ExifTool is only ever given the sidecar's path.
  */
 
@@ -31,6 +31,11 @@ export interface XmpContent {
   caption: string | null;
   /** Keywords to take out of dc:subject (e.g. tags the editor rejected after an earlier write). */
   removeTags?: readonly string[];
+  /**
+   * Lightroom's lr:hierarchicalSubject path of a tag ("koala" -> "animal|mammal|marsupial|koala"): written
+   * beside the tags that have one, taken out with the removeTags that have one.
+   */
+  hierarchy?: Readonly<Record<string, string>>;
 }
 
 export interface XmpWriteOptions {
@@ -45,6 +50,8 @@ export interface XmpSidecar {
   tags: string[];
   /** dc:description (x-default), or null. */
   caption: string | null;
+  /** lr:hierarchicalSubject, in file order. */
+  hierarchicalTags: string[];
   /** Every XMP field of the file, keyed by ExifTool's family-1 group and tag name (e.g. "XMP-xmp:Rating"). */
   fields: Record<string, unknown>;
 }
@@ -147,6 +154,10 @@ async function writeCommand(
   // "-=" then "+=": ExifTool's idiom for adding a list item only when it is not there yet.
   for (const t of tags) args.push(`-XMP-dc:Subject-=${t}`, `-XMP-dc:Subject+=${t}`);
   for (const t of remove) args.push(`-XMP-dc:Subject-=${t}`);
+  const path = (t: string) => oneLine(content.hierarchy?.[t] ?? '');
+  for (const h of new Set(tags.map(path).filter(Boolean)))
+    args.push(`-XMP-lr:HierarchicalSubject-=${h}`, `-XMP-lr:HierarchicalSubject+=${h}`);
+  for (const h of new Set(remove.map(path).filter(Boolean))) args.push(`-XMP-lr:HierarchicalSubject-=${h}`);
   if (caption) args.push(`-XMP-dc:Description=${caption}`);
   args.push(sidecar);
   return { sidecar, args };
@@ -311,8 +322,13 @@ export async function readXmpSidecar(path: string, options: { exiftool?: string 
   if (!row || result.code !== 0 || typeof row.Error === 'string')
     throw new XmpError('read-failed', file, String(row?.Error ?? firstProblem(result.stderr, result.stdout)));
   const { SourceFile: _source, ...fields } = row;
-  const subject = fields['XMP-dc:Subject'];
-  const tags = subject === undefined ? [] : (Array.isArray(subject) ? subject : [subject]).map(String);
+  const list = (value: unknown) =>
+    value === undefined ? [] : (Array.isArray(value) ? value : [value]).map(String);
   const description = fields['XMP-dc:Description'];
-  return { tags, caption: description === undefined ? null : String(description), fields };
+  return {
+    tags: list(fields['XMP-dc:Subject']),
+    caption: description === undefined ? null : String(description),
+    hierarchicalTags: list(fields['XMP-lr:HierarchicalSubject']),
+    fields,
+  };
 }
