@@ -240,9 +240,10 @@ export function buildLexicon(src: Sources): LexiconFile {
     while (s && !ABSTRACT.has(s)) {
       const n = (under.get(s) as Set<number>).size;
       const tags = tagCount(s);
-      // Keep a hypernym that is a common word, or one that groups clearly more classes than the last one
-      // kept (so of "marsupial > metatherian", only marsupial).
-      if (tags >= 5 || (n > size && (tags >= 1 || n >= 2 * size))) {
+      // Keep a hypernym that is a common word (tagged in SemCor), or the class's nearest group when it
+      // gathers clearly more classes; of a run with the same classes only the lowest ("marsupial", not
+      // "metatherian"), and never a rare word above the first kept ("placental", "even-toed ungulate").
+      if (tags >= 5 || (n > size && (tags >= 1 || (path.length === 0 && n >= 2 * size)))) {
         path.push(ref(s));
         size = n;
       }

@@ -14,3 +14,4 @@ export {
   conceptScore,
   PROBABILITY_FLOOR,
 } from './lexicon.ts';
+export { type ConceptTag, type ConceptTagOptions, conceptTags } from './tags.ts';

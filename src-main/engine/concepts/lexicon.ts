@@ -263,12 +263,61 @@ export class ConceptLexicon {
     };
   }
 
-  /** The classes under each hypernym of a class's path, nearest first (for a hypernym tag's confidence). */
-  hypernymClasses(classIndex: number): number[][] {
+  /**
+   * A class and its salient hypernyms as tags, nearest first: the class's names (the first, and the second when
+   * it is another word: "ice bear", "polar bear"), then each hypernym's first name, each with the classes under
+   * it (a hypernym tag's confidence is their probability mass) and its Lightroom-style hierarchy.
+   */
+  classTags(classIndex: number): Array<{ text: string; classes: number[]; hierarchy: string }> {
     const c = this.file.classes[classIndex];
     if (!c) throw new RangeError(`class index ${classIndex} is outside 0..${CLASS_COUNT - 1}`);
-    return c.path.map((s) => (this.file.synsets[s] as LexiconFile['synsets'][number]).classes);
+    const chain = [
+      { names: c.names, classes: [classIndex] },
+      ...c.path.map((s) => this.file.synsets[s] as LexiconFile['synsets'][number]),
+    ];
+    const above = (k: number) =>
+      chain
+        .slice(k + 1)
+        .map((l) => clean(l.names[0] as string))
+        .reverse();
+    return chain.flatMap((link, k) =>
+      (k === 0 ? tagNames(link.names) : [link.names[0] as string]).map((text) => ({
+        text,
+        classes: link.classes,
+        hierarchy: [...above(k), clean(text)].join('|'),
+      })),
+    );
   }
+
+  /**
+   * The hierarchy ("animal|mammal|marsupial|koala") of a tag that names a class or one of the hypernyms
+   * above a class, as the tagger wrote it; undefined for any other word.
+   */
+  hierarchy(tag: string): string | undefined {
+    if (!this.hierarchies) {
+      const map = new Map<string, string>();
+      for (let i = 0; i < CLASS_COUNT; i++)
+        for (const t of this.classTags(i)) if (!map.has(t.text)) map.set(t.text, t.hierarchy);
+      this.hierarchies = map;
+    }
+    return this.hierarchies.get(tag);
+  }
+
+  private hierarchies: Map<string, string> | undefined;
+}
+
+/** Lightroom separates hierarchy levels with "|". */
+const clean = (name: string) => name.replace(/\|/g, ' ');
+
+/**
+ * The names a class or hypernym is tagged with: the first, and the second when it is another word rather than
+ * a variant of the first ("ice bear" and "polar bear", "beacon" and "lighthouse"; not "sport car").
+ */
+export function tagNames(names: readonly string[]): string[] {
+  const [first, second] = names as [string, string | undefined];
+  if (!second || first.includes(second) || second.includes(first) || first.slice(0, 4) === second.slice(0, 4))
+    return [first];
+  return [first, second];
 }
 
 /**
