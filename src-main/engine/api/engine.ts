@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import { mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { extname, join } from 'node:path';
 import sharp from 'sharp';
+import { ConceptLexicon, conceptTags } from '../concepts/index.ts';
 import {
   CaptionBank,
   exportRows,
@@ -11,7 +12,7 @@ import {
   tagsFor,
   XmpWriter,
 } from '../describe/index.ts';
-import { ArgumentError, SagasuError } from '../errors.ts';
+import { ArgumentError, ImageError, SagasuError } from '../errors.ts';
 import { FneExtractor } from '../fne/index.ts';
 import { JointModel, jointModelsDir } from '../joint/index.ts';
 import { type ImageRecord, Library } from '../library/index.ts';
@@ -87,6 +88,7 @@ export class Engine implements EngineHost {
   private ranked: RankedQuery | null = null;
   private bank: Promise<CaptionBank> | null = null;
   private explainer: Promise<LayerExplainer> | null = null;
+  private lexicon: Promise<ConceptLexicon> | null = null;
 
   private constructor(
     private readonly options: EngineOptions,
@@ -372,13 +374,14 @@ export class Engine implements EngineHost {
     };
   }
 
-  private async features(path: string): Promise<{ fne: Int8Array }> {
+  private async features(path: string): Promise<{ fne: Int8Array; probs: Float32Array }> {
     for await (const result of this.extractor.extract([path])) {
       if (!result.ok) throw result.error;
-      const { fne } = result.features;
+      const { fne, probs } = result.features;
       if (!fne)
         throw new SagasuError('no-statistics', path, 'the FNE statistics are missing (npm run setup)');
-      return { fne };
+      // The classifier's background output (index 0) is no concept.
+      return { fne, probs: probs.subarray(1) };
     }
     throw new ArgumentError('path', `${path}: nothing was extracted`);
   }
@@ -400,23 +403,49 @@ export class Engine implements EngineHost {
         `image ${imageId}`,
         'has no embedding yet (still indexing, or it failed)',
       );
-    const bank = await this.captionBank();
-    this.library.setAutoDescriptions(imageId, bank.captionsFor(vector, 5), tagsFor(bank, vector));
+    const [bank, lexicon] = await Promise.all([this.captionBank(), this.conceptLexicon()]);
+    // The concept tags need the photo's class probabilities, from one CNN pass over the file; a photo that
+    // cannot be read now (moved, its disk offline) still gets the tags of its stored vector.
+    const probs = await this.features(this.image(imageId).path).then(
+      (f) => f.probs,
+      (error: unknown) => {
+        if (error instanceof ImageError) return null;
+        throw error;
+      },
+    );
+    this.library.setAutoDescriptions(
+      imageId,
+      bank.captionsFor(vector, 5),
+      withConceptTags(tagsFor(bank, vector), probs ? conceptTags(lexicon, probs) : []),
+    );
     this.emit('library.changed', { imageIds: [imageId] });
     return this.library.descriptions(imageId);
   }
 
   /** An outside file's captions and tags: computed, not stored (id 0: nothing to review). */
   private async describeFile(path: string): Promise<Output<'image.describe'>> {
-    const [vector, bank] = await Promise.all([this.embedFile(path), this.captionBank()]);
+    const [features, bank, lexicon] = await Promise.all([
+      this.features(path),
+      this.captionBank(),
+      this.conceptLexicon(),
+    ]);
+    const vector = await this.model.embedImages([features]);
     return {
       captions: bank
         .captionsFor(vector, 5)
         .map(({ text, score }) => ({ id: 0, text, score, source: 'auto', status: 'proposed' }) as const),
-      tags: tagsFor(bank, vector).map(
+      tags: withConceptTags(tagsFor(bank, vector), conceptTags(lexicon, features.probs)).map(
         ({ text, confidence }) => ({ id: 0, text, confidence, source: 'auto', status: 'proposed' }) as const,
       ),
     };
+  }
+
+  private conceptLexicon(): Promise<ConceptLexicon> {
+    this.lexicon ??= ConceptLexicon.load().catch((error) => {
+      this.lexicon = null;
+      throw error;
+    });
+    return this.lexicon;
   }
 
   private captionBank(): Promise<CaptionBank> {
@@ -440,15 +469,27 @@ export class Engine implements EngineHost {
     return (await this.explainer).explain(fne, sentence);
   }
 
-  /** What a sidecar should say: accepted tags and caption (the user's own first), minus rejected tags. */
-  private accepted(imageId: number): { tags: string[]; caption: string | null; removeTags: string[] } {
+  /**
+   * What a sidecar should say: accepted tags and caption (the user's own first), minus rejected tags; with the
+   * lexicon, the WordNet hierarchy of every tag that names a concept ("dog": "animal|vertebrate|mammal|dog").
+   */
+  private accepted(
+    imageId: number,
+    lexicon?: ConceptLexicon,
+  ): { tags: string[]; caption: string | null; removeTags: string[]; hierarchy: Record<string, string> } {
     const { captions, tags } = this.library.descriptions(imageId);
     const chosen = captions.filter((c) => c.status === 'accepted');
     const caption = chosen.find((c) => c.source === 'user') ?? chosen[0];
+    const hierarchy: Record<string, string> = {};
+    for (const t of tags) {
+      const path = t.status === 'proposed' ? undefined : lexicon?.hierarchy(t.text);
+      if (path) hierarchy[t.text] = path;
+    }
     return {
       tags: tags.filter((t) => t.status === 'accepted').map((t) => t.text),
       caption: caption?.text ?? null,
       removeTags: tags.filter((t) => t.status === 'rejected').map((t) => t.text),
+      hierarchy,
     };
   }
 
@@ -465,6 +506,7 @@ export class Engine implements EngineHost {
     const written: string[] = [];
     const failed: Array<{ path: string; reason: string }> = [];
     // One long-running exiftool for the batch; a photo that fails, fails alone.
+    const lexicon = await this.conceptLexicon();
     const writer = new XmpWriter({ naming: this.options.xmpNaming ?? 'photo.jpg.xmp' });
     try {
       for (const imageId of imageIds) {
@@ -474,7 +516,7 @@ export class Engine implements EngineHost {
           continue;
         }
         try {
-          written.push(await writer.write(image.path, this.accepted(imageId)));
+          written.push(await writer.write(image.path, this.accepted(imageId, lexicon)));
         } catch (error) {
           if (!(error instanceof SagasuError)) throw error;
           failed.push({ path: image.path, reason: error.reason });
@@ -543,4 +585,19 @@ function dot(a: Float32Array, b: Float32Array): number {
 
 export function openEngine(options: EngineOptions): Promise<EngineHost> {
   return Engine.open(options);
+}
+
+/**
+ * The caption tags and the concept tags as one list, best first: a word both propose keeps its higher
+ * confidence ("dog" from the captions and from the classifier).
+ */
+function withConceptTags(
+  tags: ReadonlyArray<{ text: string; confidence: number }>,
+  concepts: ReadonlyArray<{ text: string; confidence: number }>,
+): Array<{ text: string; confidence: number }> {
+  const best = new Map<string, number>();
+  for (const t of [...tags, ...concepts]) best.set(t.text, Math.max(best.get(t.text) ?? 0, t.confidence));
+  return [...best]
+    .map(([text, confidence]) => ({ text, confidence }))
+    .sort((a, b) => b.confidence - a.confidence || (a.text < b.text ? -1 : 1));
 }
