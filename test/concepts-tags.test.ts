@@ -11,7 +11,13 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sampleLibrary } from '../scripts/demo-library.ts';
-import { CLASS_COUNT, ConceptLexicon, conceptScore, conceptTags } from '../src-main/engine/concepts/index.ts';
+import {
+  CLASS_COUNT,
+  ConceptLexicon,
+  conceptScore,
+  conceptTags,
+  conceptTerms,
+} from '../src-main/engine/concepts/index.ts';
 import { readXmpSidecar, writeXmpSidecar } from '../src-main/engine/describe/index.ts';
 import { FneExtractor } from '../src-main/engine/fne/index.ts';
 import { cnnBuilt, skipNote } from './helpers/shared.ts';
@@ -91,6 +97,22 @@ describe.skipIf(!cnnBuilt || !hasDemo)(`concept tags and scores on demo photos${
       for (const [name, s] of Object.entries(scores))
         if (name !== own) expect(scores[own], `${query}: ${own} vs ${name}`).toBeGreaterThan(s as number);
     }
+  });
+
+  it('explains the score term by term: the koala photo shows the koala, not the lighthouse', async () => {
+    const q = await lexicon.query('a koala and a lighthouse', 'en');
+    const probs = probsOf.koala as Float32Array;
+    const terms = conceptTerms(q, probs);
+    expect(terms.map((t) => [t.term, t.lemmas])).toEqual([
+      ['koala', ['koala']],
+      ['lighthouse', ['lighthouse']],
+    ]);
+    const [koala, lighthouse] = terms as [(typeof terms)[0], (typeof terms)[0]];
+    expect(koala.mass).toBeGreaterThan(0.5);
+    expect(lighthouse.mass).toBeLessThan(0.01);
+    expect(koala.score).toBeGreaterThan(lighthouse.score);
+    const mean = terms.reduce((a, t) => a + t.weight * t.score, 0) / terms.reduce((a, t) => a + t.weight, 0);
+    expect(conceptScore(q, probs)).toBeCloseTo(mean, 10);
   });
 
   describe.skipIf(!hasExiftool)(

@@ -320,6 +320,42 @@ export function tagNames(names: readonly string[]): string[] {
   return [first, second];
 }
 
+export interface ConceptTerm {
+  /** The query's word or phrase. */
+  term: string;
+  /** The lexicon lemmas it was read as. */
+  lemmas: string[];
+  /** The photo's probability mass on the term's classes (its senses mixed by weight), in [0, 1]. */
+  mass: number;
+  /** The term's weight in the mean (the sum of its matches' weights). */
+  weight: number;
+  /** log(max(mass, PROBABILITY_FLOOR)): the term's own score. */
+  score: number;
+}
+
+/**
+ * The query's concepts one by one on a photo ("why this match": which concepts the photo shows, and how much
+ * each moves the concept score, whose value is the weighted mean of these scores).
+ */
+export function conceptTerms(query: ConceptQuery, probs: Float32Array): ConceptTerm[] {
+  if (probs.length !== CLASS_COUNT)
+    throw new RangeError(`probs has ${probs.length} values, expected ${CLASS_COUNT} (no background class)`);
+  const terms = new Map<string, ConceptTerm>();
+  for (const m of query.matches) {
+    let mass = 0;
+    for (const c of m.classes) mass += probs[c] as number;
+    const t = terms.get(m.term) ?? { term: m.term, lemmas: [], mass: 0, weight: 0, score: 0 };
+    if (!t.lemmas.includes(m.lemma)) t.lemmas.push(m.lemma);
+    t.mass += m.weight * mass;
+    t.weight += m.weight;
+    terms.set(m.term, t);
+  }
+  return [...terms.values()].map((t) => {
+    const mass = Math.min(1, t.mass / t.weight);
+    return { ...t, mass, score: Math.log(Math.max(PROBABILITY_FLOOR, mass)) };
+  });
+}
+
 /**
  * How much a photo shows the query's concepts, from its class probabilities (1000, imagenet_synsets order):
  * for each term, the log of the probability mass of its classes (a term read in several senses mixes them by
@@ -327,22 +363,11 @@ export function tagNames(names: readonly string[]): string[] {
  * query has no concept, so the caller can leave the concept score out.
  */
 export function conceptScore(query: ConceptQuery, probs: Float32Array): number {
-  if (probs.length !== CLASS_COUNT)
-    throw new RangeError(`probs has ${probs.length} values, expected ${CLASS_COUNT} (no background class)`);
-  const terms = new Map<string, { mass: number; weight: number }>();
-  for (const m of query.matches) {
-    let mass = 0;
-    for (const c of m.classes) mass += probs[c] as number;
-    const t = terms.get(m.term) ?? { mass: 0, weight: 0 };
-    t.mass += m.weight * mass;
-    t.weight += m.weight;
-    terms.set(m.term, t);
-  }
   let sum = 0;
   let weights = 0;
-  for (const { mass, weight } of terms.values()) {
-    sum += weight * Math.log(Math.max(PROBABILITY_FLOOR, Math.min(1, mass / weight)));
-    weights += weight;
+  for (const t of conceptTerms(query, probs)) {
+    sum += t.weight * t.score;
+    weights += t.weight;
   }
   return weights > 0 ? sum / weights : Number.NaN;
 }
