@@ -119,6 +119,10 @@ describe('English queries reach ImageNet classes through WordNet', () => {
       [classOf('07930864'), classOf('03063599')].sort((a, b) => a - b),
     );
     expect((await classesOf('musical instruments')).length).toBeGreaterThan(20);
+    // "the sea" is WordNet's sibling of the seashore class, not its hypernym; it reaches it all the same.
+    expect(await classesOf('a lighthouse by the sea')).toEqual(
+      [classOf('02814860'), classOf('09428293')].sort((a, b) => a - b),
+    );
   });
 
   it('a word with no concept is listed as unknown, and its query scores NaN (not applicable)', async () => {

@@ -23,13 +23,19 @@ export const MIN_WEIGHT = 0.1;
 const COVERAGE_GAIN = 10;
 
 /**
- * ImageNet's class "cup" (n07930864) is WordNet's punch cup, yet its photos are drinking cups, and the
- * drinking cup synset (cup%1) has no class under it; these lemmas reach the two classes that show cups.
+ * Where WordNet puts a word beside the class that shows it rather than above it. ImageNet's class "cup"
+ * (n07930864) is WordNet's punch cup, yet its photos are drinking cups, and the drinking cup synset (cup%1)
+ * has no class under it. A beach, the sea and a lake are what the seashore, sandbar and lakeside classes
+ * show, but they are their siblings (under "shore", "body of water"), not their hypernyms.
  */
 const ALIASES: Record<string, string[]> = {
   cup: ['07930864', '03063599'],
   'coffee cup': ['07930864', '03063599'],
   teacup: ['07930864', '03063599'],
+  beach: ['09428293', '09421951'],
+  sea: ['09428293'],
+  ocean: ['09428293'],
+  lake: ['09332890'],
 };
 
 /** Top-level synsets too abstract to be a catalogue keyword (entity, object, whole, artifact, …). */
