@@ -166,6 +166,9 @@ describe('Japanese queries reach the same concepts (EDICT, the app tokenizer)', 
     const sentence = await lexicon.query('犬が走っている', 'ja');
     expect(sentence.matches.map((m) => [m.term, m.lemma])).toEqual([['犬', 'dog']]);
     expect(sentence.unknown).toEqual(['走る']);
+    // する is "to do" here, never EDICT's kana spelling of 摺る ("to wear"), nor あり 蟻 (ant).
+    const verbs = await lexicon.query('犬が散歩をするのがあり', 'ja');
+    expect(verbs.matches.map((m) => m.lemma)).toEqual(['dog']);
   });
 });
 

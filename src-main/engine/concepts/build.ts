@@ -1,6 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import kuromoji from 'kuromoji';
 import { words } from '../describe/index.ts';
+import { kuromojiDictDir, normalizeJapanese } from '../text/index.ts';
 import type { LexiconFile } from './lexicon.ts';
 
 /**
@@ -297,12 +299,23 @@ export function buildLexicon(src: Sources): LexiconFile {
 
 const TAG = /^\s*\(([^()]*)\)\s*/;
 
-/** The English of a gloss without its tags and parenthetical notes: "(n) (1) dog (Canis (lupus) f.)" -> "dog". */
-function glossText(gloss: string): { text: string; sense: number | undefined } {
+/** EDICT's part-of-speech codes (n, n-suf, adj-no, v5r, vs-i, ctr, …), as opposed to its other tags (uk, P). */
+const POS_CODE =
+  /^(n|n-\w+|adj-\w+|adv|adv-to|aux|aux-\w+|conj|cop|cop-da|ctr|exp|int|pn|pref|prt|suf|unc|v[1-5kinrstz][\w-]*)$/;
+
+/**
+ * The English of a gloss without its tags and parenthetical notes: "(n) (1) dog (Canis (lupus) f.)" -> "dog";
+ * with the sense number and the part-of-speech codes the gloss opens with, if any.
+ */
+function glossText(gloss: string): { text: string; sense: number | undefined; pos: string[] | undefined } {
   let g = gloss;
   let sense: number | undefined;
+  let pos: string[] | undefined;
   for (let m = TAG.exec(g); m; m = TAG.exec(g)) {
-    if (/^\d+$/.test(m[1] as string)) sense = Number(m[1]);
+    const tag = m[1] as string;
+    const codes = tag.split(',');
+    if (/^\d+$/.test(tag)) sense = Number(tag);
+    else if (codes.every((c) => POS_CODE.test(c))) pos = codes;
     g = g.slice(m[0].length);
   }
   let prev = '';
@@ -310,7 +323,7 @@ function glossText(gloss: string): { text: string; sense: number | undefined } {
     prev = g;
     g = g.replace(/\([^()]*\)/g, ' ');
   }
-  return { text: g.replace(/^(the|a|an|to) /i, '').trim(), sense };
+  return { text: g.replace(/^(the|a|an) /i, '').trim(), sense, pos };
 }
 
 const KATAKANA = /^[\p{Script=Katakana}ー・]+$/u;
@@ -332,12 +345,15 @@ export function japaneseEntries(text: string, lemmas: Record<string, unknown>): 
     const usuallyKana = /\(uk\)/.test(m[3] as string);
     const bySense = new Map<number, string[]>();
     let sense = 1;
+    // A sense without its own part of speech has the one before it ("(vs-i) (4) to wear" is a verb).
+    let noun = true;
     for (const g of glosses) {
       if (g === '(P)' || g.startsWith('EntL')) continue;
       const parsed = glossText(g);
       if (parsed.sense !== undefined) sense = parsed.sense;
+      if (parsed.pos) noun = parsed.pos.some((c) => c === 'n' || c.startsWith('n-'));
       const key = lemmaKey(parsed.text);
-      if (key && lemmas[key]) {
+      if (noun && key && lemmas[key]) {
         const list = bySense.get(sense) ?? [];
         if (!list.includes(key)) list.push(key);
         bySense.set(sense, list);
@@ -374,5 +390,32 @@ export async function buildLexiconFromFiles(
   ]);
   const edictFile = options.edict === undefined ? EDICT_FILE : options.edict;
   const edict = edictFile ? new TextDecoder('euc-jp').decode(await readFile(edictFile)) : undefined;
-  return buildLexicon({ dataNoun, indexNoun, nounExc, cntlist, synsets, edict });
+  const lexicon = buildLexicon({ dataNoun, indexNoun, nounExc, cntlist, synsets, edict });
+  if (edict) lexicon.ja = await withoutFunctionWords(lexicon.ja);
+  return lexicon;
+}
+
+/**
+ * A kana-only word that the app's analyzer reads as one word other than a common noun is that word, not the
+ * rare noun EDICT also spells so: する (to do, not 摺る "wear"), ため, あり (to be, not 蟻 "ant"). Kana words the
+ * analyzer splits stay: the query joins the pieces again (あか + ぎつね -> あかぎつね, red fox).
+ */
+async function withoutFunctionWords(ja: Record<string, string[]>): Promise<Record<string, string[]>> {
+  const analyzer = await new Promise<kuromoji.Tokenizer<kuromoji.IpadicFeatures>>((resolve, reject) =>
+    kuromoji
+      .builder({ dicPath: kuromojiDictDir() })
+      .build((error, a) => (error ? reject(error) : resolve(a))),
+  );
+  const out: Record<string, string[]> = {};
+  for (const [key, english] of Object.entries(ja)) {
+    if (/^[\p{Script=Hiragana}ー]+$/u.test(key)) {
+      const tokens = analyzer.tokenize(normalizeJapanese(key));
+      const [only] = tokens;
+      // One kana alone (す, こ) is an ending or a particle in a query far more often than a noun.
+      if (key.length === 1) continue;
+      if (tokens.length === 1 && only && !(only.pos === '名詞' && only.pos_detail_1 === '一般')) continue;
+    }
+    out[key] = english;
+  }
+  return out;
 }
