@@ -2,12 +2,18 @@
  * The concept lexicon: query words and phrases -> WordNet 3.0 synsets -> the ImageNet classes under them, read
  * from the committed models/concepts/lexicon.json and checked against WordNet itself (Debian wordnet-base).
  */
+import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildLexiconFromFiles, EDICT_FILE, WORDNET_DIR } from '../src-main/engine/concepts/build.ts';
+import {
+  buildLexiconFromFiles,
+  EDICT_FILE,
+  sourceFiles,
+  WORDNET_DIR,
+} from '../src-main/engine/concepts/build.ts';
 import {
   CLASS_COUNT,
   CONCEPT_LEXICON_FILE,
@@ -23,15 +29,28 @@ const hasWordnet = existsSync(join(WORDNET_DIR, 'data.noun'));
 const wordnetNote = hasWordnet
   ? ''
   : ' [skipped: WordNet 3.0 is not installed (apt-get install wordnet-base)]';
+const committed = JSON.parse(readFileSync(CONCEPT_LEXICON_FILE, 'utf8')) as {
+  sources: Record<string, string>;
+  classes: Array<{ synset: string }>;
+};
+/** The installed source files that differ from the ones the committed lexicon was built from. */
+function changedSources(): string[] {
+  return Object.entries(sourceFiles(synsetsFile)).flatMap(([name, file]) =>
+    createHash('sha256').update(readFileSync(file)).digest('hex') === committed.sources[`sha256 ${name}`]
+      ? []
+      : [name],
+  );
+}
 const rebuildNote =
   wordnetNote ||
   (existsSync(EDICT_FILE) ? '' : ' [skipped: EDICT is not installed (apt-get install edict)]') ||
-  (shared ? '' : ' [skipped: ../shared is absent; imagenet_synsets.txt lives there]');
+  (shared ? '' : ' [skipped: ../shared is absent; imagenet_synsets.txt lives there]') ||
+  (changedSources().length > 0
+    ? ` [skipped: the installed ${changedSources().join(', ')} differ from the release the lexicon was built from]`
+    : '');
 
 /** The ImageNet class list, read from the lexicon itself (n-offset per class index). */
-const classSynsets = (
-  JSON.parse(readFileSync(CONCEPT_LEXICON_FILE, 'utf8')) as { classes: Array<{ synset: string }> }
-).classes.map((c) => c.synset.slice(1));
+const classSynsets = committed.classes.map((c) => c.synset.slice(1));
 const classOf = (offset: string) => classSynsets.indexOf(offset);
 
 /** WordNet's own hyponym closure (hyponyms and instances) of a synset, straight from data.noun. */

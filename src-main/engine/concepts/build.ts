@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import kuromoji from 'kuromoji';
@@ -380,19 +381,42 @@ export async function buildLexiconFromFiles(
   synsetsFile: string,
   options: { wordnet?: string; edict?: string | null } = {},
 ): Promise<LexiconFile> {
-  const wn = options.wordnet ?? WORDNET_DIR;
-  const [dataNoun, indexNoun, nounExc, cntlist, synsets] = await Promise.all([
-    readFile(join(wn, 'data.noun'), 'latin1'),
-    readFile(join(wn, 'index.noun'), 'latin1'),
-    readFile(join(wn, 'noun.exc'), 'latin1'),
-    readFile(join(wn, 'cntlist.rev'), 'latin1'),
-    readFile(synsetsFile, 'utf8'),
-  ]);
   const edictFile = options.edict === undefined ? EDICT_FILE : options.edict;
-  const edict = edictFile ? new TextDecoder('euc-jp').decode(await readFile(edictFile)) : undefined;
+  const inputs = sourceFiles(synsetsFile, options.wordnet ?? WORDNET_DIR, edictFile);
+  const bytes = await Promise.all(Object.values(inputs).map((f) => readFile(f)));
+  const [dataNoun, indexNoun, nounExc, cntlist] = bytes.slice(0, 4).map((b) => b.toString('latin1')) as [
+    string,
+    string,
+    string,
+    string,
+  ];
+  const synsets = (bytes[4] as Buffer).toString('utf8');
+  const edict = bytes[5] ? new TextDecoder('euc-jp').decode(bytes[5]) : undefined;
   const lexicon = buildLexicon({ dataNoun, indexNoun, nounExc, cntlist, synsets, edict });
   if (edict) lexicon.ja = await withoutFunctionWords(lexicon.ja);
+  // Which exact files it was built from: another WordNet or EDICT release gives another lexicon.
+  Object.keys(inputs).forEach((name, k) => {
+    lexicon.sources[`sha256 ${name}`] = createHash('sha256')
+      .update(bytes[k] as Buffer)
+      .digest('hex');
+  });
   return lexicon;
+}
+
+/** The files the lexicon is built from, by name. */
+export function sourceFiles(
+  synsetsFile: string,
+  wordnet: string = WORDNET_DIR,
+  edict: string | null = EDICT_FILE,
+): Record<string, string> {
+  return {
+    'data.noun': join(wordnet, 'data.noun'),
+    'index.noun': join(wordnet, 'index.noun'),
+    'noun.exc': join(wordnet, 'noun.exc'),
+    'cntlist.rev': join(wordnet, 'cntlist.rev'),
+    'imagenet_synsets.txt': synsetsFile,
+    ...(edict ? { edict } : {}),
+  };
 }
 
 /**
