@@ -231,6 +231,44 @@ describe('electron main process', () => {
     expect(state.exits).toEqual([1]);
     expect(state.engineCalls).toHaveLength(0);
   });
+
+  it('keeps the window and lets it show what to run when better-sqlite3 has no build for Electron', async () => {
+    // The modules main.ts is about to import (fresh after resetModules), as the engine worker's error would be.
+    const { currentTarget, loadFailure, NativeModuleError } = await import(
+      '../src-main/engine/library/sqlite.ts'
+    );
+    const target = currentTarget({ ...process.versions, electron: '45.5.0', modules: '150' });
+    const binary = '/checkout/node_modules/better-sqlite3/build/Release/better_sqlite3.node';
+    state.openFails = new NativeModuleError(
+      binary,
+      loadFailure(
+        binary,
+        new Error('compiled against a different Node.js version using NODE_MODULE_VERSION 115'),
+        target,
+      ),
+    );
+    await launch();
+    expect(state.errorBoxes).toEqual([]);
+    expect(state.exits).toEqual([]);
+    expect(state.windows).toHaveLength(1);
+    // The renderer's first call (status) gets the error its banner shows.
+    const invoke = state.ipc.get('sagasu:invoke') as (
+      event: unknown,
+      method: string,
+      input: unknown,
+    ) => Promise<unknown>;
+    const answer = await invoke({ senderFrame: { url: 'sagasu-app://renderer/index.html' } }, 'status', {});
+    expect(answer).toEqual({
+      ok: false,
+      error: {
+        code: 'native-module',
+        subject: binary,
+        message: expect.stringContaining(
+          "`npm run setup` on a machine with internet fetches Electron's build",
+        ),
+      },
+    });
+  });
 });
 
 describe('electron main process, installed', () => {

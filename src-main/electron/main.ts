@@ -78,7 +78,13 @@ async function start(): Promise<void> {
   try {
     await opening;
   } catch (error) {
-    const { message } = toApiError(error);
+    const { code, message } = toApiError(error);
+    // No better-sqlite3 for Electron's ABI is the checkout's state, not the library's: the window stays, and its
+    // banner shows this error (every call carries it) with the command that fixes it.
+    if (code === 'native-module') {
+      console.error(`sagasu: ${message}`);
+      return;
+    }
     dialog.showErrorBox('Sagasu cannot open its library', `${libraryDir}\n\n${message}`);
     app.exit(1);
     return;
