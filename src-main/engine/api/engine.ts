@@ -595,6 +595,37 @@ function dot(a: Float32Array, b: Float32Array): number {
   return s;
 }
 
+/**
+ * `status` of a library that cannot be written (a read-only disk): read from the catalog without the lock,
+ * the CNN or the vector index, changing nothing. The index is idle, since nothing can be indexed there.
+ */
+export async function readOnlyStatus(options: {
+  libraryDir: string;
+  modelDir?: string;
+}): Promise<Output<'status'>> {
+  const modelDir = options.modelDir ?? join(jointModelsDir, 'fne');
+  const { roots, counts } = await Library.readOnlyStatus({ dir: options.libraryDir, modelDir });
+  const model = await JointModel.open(modelDir);
+  try {
+    return {
+      roots,
+      images: counts,
+      model: { name: model.name, dim: model.dim, languages: model.languages },
+      index: {
+        state: 'idle',
+        done: 0,
+        total: 0,
+        failed: 0,
+        imagesPerSecond: 0,
+        etaSeconds: null,
+        currentFile: null,
+      },
+    };
+  } finally {
+    await model.close();
+  }
+}
+
 export function openEngine(options: EngineOptions): Promise<EngineHost> {
   return Engine.open(options);
 }
