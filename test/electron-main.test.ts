@@ -18,6 +18,7 @@ const state = vi.hoisted(() => ({
   handled: [] as string[],
   errorBoxes: [] as string[][],
   exits: [] as number[],
+  relaunches: [] as unknown[],
   quits: 0,
   openFails: null as Error | null,
   engineCalls: [] as Array<{ method: string; input: unknown }>,
@@ -66,6 +67,7 @@ vi.mock('electron', () => {
         state.quits++;
       },
       exit: (code: number) => state.exits.push(code),
+      relaunch: (options: unknown) => state.relaunches.push(options),
     },
     BrowserWindow,
     dialog: {
@@ -144,6 +146,7 @@ beforeEach(() => {
   state.handled.length = 0;
   state.errorBoxes.length = 0;
   state.exits.length = 0;
+  state.relaunches.length = 0;
   state.engineCalls.length = 0;
   state.quits = 0;
   state.closed = 0;
@@ -181,6 +184,21 @@ describe('electron main process', () => {
     expect(state.windows).toHaveLength(1);
     expect(state.windows[0]?.options.webPreferences.preload).toBe('/built/preload.cjs');
     expect(state.windows[0]?.loaded).toEqual(['sagasu-app://renderer/index.html']);
+  });
+
+  it('started with a command line long enough to crash onnxruntime, starts again without it', async () => {
+    const saved = process.argv;
+    const files = Array.from({ length: 1000 }, (_, k) => `/home/ann/Pictures/2024/holiday-${k}-camera.jpg`);
+    process.argv = [saved[0] as string, ...files];
+    try {
+      await launch();
+    } finally {
+      process.argv = saved;
+    }
+    expect(state.relaunches).toEqual([{ args: [] }]);
+    expect(state.exits).toEqual([0]);
+    expect(state.order).not.toContain('engine');
+    expect(state.windows).toHaveLength(0);
   });
 
   it('hardens every web contents created later', async () => {

@@ -10,7 +10,8 @@ import { readFileSync } from 'node:fs';
 export const LONG_ARGV = 16 * 1024;
 const ARGV_FD = 'SAGASU_ARGV_FD';
 
-function argvBytes(args: readonly string[]): number {
+/** How long a command line is, in bytes, as the kernel holds it. */
+export function argvBytes(args: readonly string[]): number {
   return args.reduce((n, a) => n + Buffer.byteLength(a) + 1, 0);
 }
 

@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import { app, type BrowserWindow, dialog, ipcMain, protocol, session } from 'electron';
+import { argvBytes, LONG_ARGV } from '../cli/argv.ts';
 import { toApiError } from '../engine/api/contract.ts';
 import { openEngineWorker } from '../engine/api/index.ts';
 import { bootstrapLibrary } from '../server/bootstrap.ts';
@@ -94,8 +95,13 @@ async function start(): Promise<void> {
   if (first.added) console.log(`sagasu: ${first.reason}`);
 }
 
-// One window per library: a second start focuses the first instead of fighting over the library lock.
-if (app.requestSingleInstanceLock()) {
+if (argvBytes(process.argv) > LONG_ARGV) {
+  // onnxruntime crashes on a long command line (README, "Known issues"), and the window takes no arguments of
+  // its own: a start with many (a pile of files dropped on the launcher) starts again without them.
+  app.relaunch({ args: process.argv.slice(1, process.defaultApp ? 2 : 1) });
+  app.exit(0);
+} else if (app.requestSingleInstanceLock()) {
+  // One window per library: a second start focuses the first instead of fighting over the library lock.
   start().catch((error) => {
     console.error(error);
     app.exit(1);
