@@ -9,11 +9,14 @@ import {
   type IndexProgress,
   LANGS,
   openEngine,
+  readOnlyStatus,
   type SearchFilters,
   type SearchPage,
+  type Status,
   type Tag,
 } from '../engine/api/index.ts';
-import { ArgumentError } from '../engine/errors.ts';
+import { ArgumentError, SagasuError } from '../engine/errors.ts';
+import { writeError } from '../engine/files.ts';
 import { defaultLibraryDir } from '../engine/paths.ts';
 
 interface Common {
@@ -27,10 +30,10 @@ const libraryOption = () =>
     `$SAGASU_LIBRARY_DIR or ${defaultLibraryDir()}`,
   );
 
+const libraryDirOf = (options: Common) => (options.library ? resolve(options.library) : defaultLibraryDir());
+
 async function withEngine<T>(options: Common, body: (engine: EngineHost) => Promise<T>): Promise<T> {
-  const engine = await openEngine({
-    libraryDir: options.library ? resolve(options.library) : defaultLibraryDir(),
-  });
+  const engine = await openEngine({ libraryDir: libraryDirOf(options) });
   try {
     return await body(engine);
   } finally {
@@ -240,8 +243,7 @@ export function registerLibrary(program: Command): void {
     .addOption(libraryOption())
     .option('--json', 'one JSON object on stdout')
     .action(async (options: Common) => {
-      await withEngine(options, async (engine) => {
-        const status = await engine.invoke('status', {});
+      const show = (status: Status) => {
         if (options.json) return print(status);
         const { images, model } = status;
         console.log(`model ${model.name} (${model.dim}-d, ${model.languages.join(' + ')})`);
@@ -250,7 +252,15 @@ export function registerLibrary(program: Command): void {
         );
         for (const r of status.roots)
           console.log(`  ${r.online ? '' : '[offline] '}${r.path}: ${r.images} photos, ${r.failed} failed`);
-      });
+      };
+      try {
+        await withEngine(options, async (engine) => show(await engine.invoke('status', {})));
+      } catch (error) {
+        // Looking needs no writing: a library on a read-only disk is shown as it was stored.
+        if (!(error instanceof SagasuError) || error.code !== 'library-read-only') throw error;
+        console.error(`status: ${error.subject}: read-only, shown as stored (nothing can be indexed there)`);
+        show(await readOnlyStatus({ libraryDir: libraryDirOf(options) }));
+      }
     });
 
   program
@@ -265,7 +275,10 @@ export function registerLibrary(program: Command): void {
       await withEngine(options, async (engine) => {
         if (options.format !== 'xmp') {
           const { text } = await engine.invoke('export', { format: options.format });
-          if (options.output) await writeFile(options.output, text);
+          if (options.output)
+            await writeFile(options.output, text).catch((error: unknown) => {
+              throw writeError(resolve(options.output as string), error);
+            });
           else process.stdout.write(text);
           return;
         }

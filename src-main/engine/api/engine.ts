@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
-import { extname, join } from 'node:path';
+import { extname, isAbsolute, join, relative, resolve } from 'node:path';
 import sharp from 'sharp';
 import { ConceptLexicon, conceptTags } from '../concepts/index.ts';
 import {
@@ -14,8 +14,9 @@ import {
 } from '../describe/index.ts';
 import { ArgumentError, ImageError, SagasuError } from '../errors.ts';
 import { FneExtractor } from '../fne/index.ts';
+import { readPhotoFile } from '../image/index.ts';
 import { JointModel, jointModelsDir } from '../joint/index.ts';
-import { type ImageRecord, Library } from '../library/index.ts';
+import { type ImageRecord, Library, PHOTO_EXTENSIONS } from '../library/index.ts';
 import {
   type Caption,
   type Events,
@@ -79,6 +80,16 @@ const MIME: Record<string, string> = {
   '.tiff': 'image/tiff',
   '.avif': 'image/avif',
   '.heic': 'image/heic',
+};
+
+/** What media may serve, by the format sharp reads from the bytes (AVIF and HEIC are both HEIF to it). */
+const SERVED_FORMATS: Record<string, string> = {
+  jpeg: 'image/jpeg',
+  png: 'image/png',
+  webp: 'image/webp',
+  gif: 'image/gif',
+  tiff: 'image/tiff',
+  heif: 'image/heif',
 };
 
 /** The in-process engine: the library, the models and the describe room behind the one contract. */
@@ -537,14 +548,56 @@ export class Engine implements EngineHost {
     return { format, text: exportRows(rows, format) };
   }
 
-  async media(imageId: number, kind: 'thumb' | 'full', size = 256): Promise<{ bytes: Buffer; type: string }> {
+  /**
+   * A photo media may show: one that decoded when it was indexed and is still a photo file inside its library
+   * folder. A file that never decoded (a link to a text file named .jpg) is not served.
+   */
+  private servable(imageId: number): { image: ImageRecord; path: string } {
     const image = this.image(imageId);
-    if (kind === 'full') {
-      const type = MIME[extname(image.path).toLowerCase()] ?? 'application/octet-stream';
-      return { bytes: await readFile(image.path), type };
-    }
+    if (image.status === 'failed' || image.width === null)
+      throw new SagasuError(
+        'not-found',
+        image.path,
+        `has no photo to show: it could not be read as one when indexed${image.error ? ` (${image.error})` : ''}`,
+      );
+    const path = resolve(image.path);
+    const root = this.library.roots().find((r) => r.id === image.rootId);
+    const rel = root ? relative(root.path, path) : '..';
+    if (
+      rel === '' ||
+      rel.startsWith('..') ||
+      isAbsolute(rel) ||
+      !PHOTO_EXTENSIONS.has(extname(path).toLowerCase())
+    )
+      throw new SagasuError('forbidden', path, 'is not a photo file inside a library folder');
+    return { image, path };
+  }
+
+  /**
+   * The bytes, if they are still an image: a link swapped in for a photo after indexing is refused by its
+   * content, and a FIFO or device by readPhotoFile's non-blocking open, so it never blocks a thread.
+   */
+  private async photoBytes(path: string): Promise<{ bytes: Buffer; type: string }> {
+    const bytes = Buffer.from(await readPhotoFile(path));
+    const format = await sharp(bytes)
+      .metadata()
+      .then((m) => m.format as string)
+      .catch(() => '');
+    const served = SERVED_FORMATS[format];
+    if (!served)
+      throw new ImageError(
+        'unsupported-format',
+        path,
+        'is no longer a photo (it changed since it was indexed); index the folder again',
+      );
+    return { bytes, type: format === 'heif' ? (MIME[extname(path).toLowerCase()] ?? served) : served };
+  }
+
+  async media(imageId: number, kind: 'thumb' | 'full', size = 256): Promise<{ bytes: Buffer; type: string }> {
+    const { image, path } = this.servable(imageId);
+    if (kind === 'full') return this.photoBytes(path);
     const side = THUMB_SIZES.find((s) => s >= size) ?? THUMB_SIZES[THUMB_SIZES.length - 1];
-    const { mtimeMs } = await stat(image.path);
+    const { mtimeMs } = await stat(path);
     const dir = join(this.library.dir, 'thumbs');
     const file = join(dir, `${imageId}-${side}-${Math.round(mtimeMs)}.jpg`);
     try {
@@ -552,9 +605,10 @@ export class Engine implements EngineHost {
     } catch {
       // not made yet
     }
+    const { bytes: photo } = await this.photoBytes(path);
     let bytes: Buffer;
     try {
-      bytes = await sharp(image.path, { failOn: 'none' })
+      bytes = await sharp(photo, { failOn: 'none' })
         .rotate()
         .resize(side, side, { fit: 'inside', withoutEnlargement: true })
         .jpeg({ quality: 80 })
@@ -581,6 +635,37 @@ function dot(a: Float32Array, b: Float32Array): number {
   let s = 0;
   for (let i = 0; i < a.length; i++) s += (a[i] as number) * (b[i] as number);
   return s;
+}
+
+/**
+ * `status` of a library that cannot be written (a read-only disk): read from the catalog without the lock,
+ * the CNN or the vector index, changing nothing. The index is idle, since nothing can be indexed there.
+ */
+export async function readOnlyStatus(options: {
+  libraryDir: string;
+  modelDir?: string;
+}): Promise<Output<'status'>> {
+  const modelDir = options.modelDir ?? join(jointModelsDir, 'fne');
+  const { roots, counts } = await Library.readOnlyStatus({ dir: options.libraryDir, modelDir });
+  const model = await JointModel.open(modelDir);
+  try {
+    return {
+      roots,
+      images: counts,
+      model: { name: model.name, dim: model.dim, languages: model.languages },
+      index: {
+        state: 'idle',
+        done: 0,
+        total: 0,
+        failed: 0,
+        imagesPerSecond: 0,
+        etaSeconds: null,
+        currentFile: null,
+      },
+    };
+  } finally {
+    await model.close();
+  }
 }
 
 export function openEngine(options: EngineOptions): Promise<EngineHost> {

@@ -1,17 +1,24 @@
 import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
-import { stat } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { access, lstat, stat } from 'node:fs/promises';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { ArgumentError, SagasuError } from '../errors.ts';
 
 /**
  * XMP sidecars through ExifTool (never hand-written XMP): accepted tags go into dc:subject (and their
- * hierarchy, where they have one, into lr:hierarchicalSubject) and the accepted caption into dc:description of `photo.jpg.xmp` (or `photo.xmp`), merged into what the sidecar already
- * holds. The photo itself is never opened for writing: ExifTool is only ever given the sidecar's path.
+ * hierarchy, where they have one, into lr:hierarchicalSubject) and the accepted caption into dc:description
+ * of `photo.jpg.xmp` (or `photo.xmp`), merged into what the sidecar already holds. The photo itself is
+ * never opened for writing: ExifTool is only ever given the sidecar's path.
  */
 
 export type XmpNaming = 'photo.jpg.xmp' | 'photo.xmp';
 
-export type XmpErrorCode = 'exiftool-missing' | 'photo-missing' | 'write-failed' | 'read-failed';
+export type XmpErrorCode =
+  | 'exiftool-missing'
+  | 'photo-missing'
+  | 'sidecar-refused'
+  | 'write-failed'
+  | 'read-failed';
 
 export class XmpError extends SagasuError {
   constructor(
@@ -163,6 +170,49 @@ async function writeCommand(
   return { sidecar, args };
 }
 
+/**
+ * Right before ExifTool runs: the sidecar path must be a regular, writable file or nothing at all. ExifTool
+ * given a folder rewrites every image inside it, and given a link or a read-only file it replaces it (it
+ * writes a new file and renames it over the old one), so anything else is refused and left alone.
+ */
+async function checkSidecar(sidecar: string): Promise<void> {
+  let info: Awaited<ReturnType<typeof lstat>>;
+  try {
+    info = await lstat(sidecar);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw new XmpError('sidecar-refused', sidecar, `cannot be checked: ${(error as Error).message}`, {
+      cause: error,
+    });
+  }
+  const what = info.isDirectory()
+    ? 'a folder'
+    : info.isSymbolicLink()
+      ? 'a symbolic link'
+      : info.isFile()
+        ? null
+        : 'not a regular file (a device, pipe or socket)';
+  if (what)
+    throw new XmpError(
+      'sidecar-refused',
+      sidecar,
+      `is ${what}, not a sidecar file; Sagasu writes only a plain .xmp file and left this one alone (move it away to let Sagasu write the sidecar)`,
+    );
+  // Root may write anything, so the mode bits are what says the user meant it read-only.
+  const writable =
+    (info.mode & 0o222) !== 0 &&
+    (await access(sidecar, constants.W_OK).then(
+      () => true,
+      () => false,
+    ));
+  if (!writable)
+    throw new XmpError(
+      'sidecar-refused',
+      sidecar,
+      'is read-only, so Sagasu left it as it is; make it writable (chmod u+w) to add the accepted tags and caption',
+    );
+}
+
 function writeFailed(stdout: string, stderr: string): boolean {
   return /\bfiles? weren't (updated|created)/.test(stdout) || /^Error/m.test(stderr);
 }
@@ -183,6 +233,7 @@ export async function writeXmpSidecar(
   options: XmpWriteOptions = {},
 ): Promise<string> {
   const { sidecar, args } = await writeCommand(photoPath, content, options.naming);
+  await checkSidecar(sidecar);
   const result = await exiftool(executableOf(options), args, sidecar);
   if (result.code !== 0 || writeFailed(result.stdout, result.stderr))
     throw new XmpError('write-failed', sidecar, firstProblem(result.stderr, result.stdout));
@@ -245,11 +296,16 @@ export class XmpWriter {
   }
 
   /** Sends one command and resolves with its stdout and stderr, each up to its {readyN} marker. */
-  private command(args: readonly string[]): Promise<{ stdout: string; stderr: string }> {
+  private command(
+    args: readonly string[],
+    before: () => Promise<void> = async () => {},
+  ): Promise<{ stdout: string; stderr: string }> {
     for (const a of args)
       if (/[\r\n]/.test(a))
         throw new ArgumentError('xmp', `an argument holds a line break: ${JSON.stringify(a)}`);
     const run = async () => {
+      // In the queue, so nothing this writer runs can change the path between the check and the write.
+      await before();
       const child = this.start();
       const n = ++this.counter;
       const outMark = `{ready${n}}`;
@@ -285,7 +341,7 @@ export class XmpWriter {
   /** writeXmpSidecar through this writer's ExifTool. */
   async write(photoPath: string, content: XmpContent, naming = this.options.naming): Promise<string> {
     const { sidecar, args } = await writeCommand(photoPath, content, naming);
-    const result = await this.command(args);
+    const result = await this.command(args, () => checkSidecar(sidecar));
     if (writeFailed(result.stdout, result.stderr))
       throw new XmpError('write-failed', sidecar, firstProblem(result.stderr, result.stdout));
     return sidecar;

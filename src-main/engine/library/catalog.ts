@@ -1,5 +1,5 @@
 import { basename, dirname, extname, relative, sep } from 'node:path';
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
 import type {
   Caption,
   FileType,
@@ -11,6 +11,7 @@ import type {
 } from '../api/contract.ts';
 import { ArgumentError, SagasuError } from '../errors.ts';
 import { MIGRATIONS } from './schema.ts';
+import { openDatabase } from './sqlite.ts';
 
 export type ImageStatus = ImageDetails['status'];
 
@@ -87,7 +88,7 @@ export class Catalog {
 
   constructor(readonly file: string) {
     try {
-      this.db = new Database(file);
+      this.db = openDatabase(file);
       this.db.pragma('journal_mode = WAL');
       // NORMAL in WAL mode loses nothing when the process dies, only (at worst) the last commits on power loss.
       this.db.pragma('synchronous = NORMAL');

@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
-import { accessSync, constants, existsSync, mkdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
+import { accessSync, constants, existsSync, readFileSync, realpathSync, statSync } from 'node:fs';
+import { copyFile, mkdtemp, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import { availableParallelism } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { watch as chokidarWatch, type FSWatcher } from 'chokidar';
@@ -17,6 +18,7 @@ import type {
   Tag,
 } from '../api/contract.ts';
 import { ArgumentError } from '../errors.ts';
+import { makeDirSync } from '../files.ts';
 import { FneExtractor } from '../fne/index.ts';
 import { JointModel, jointModelsDir, MANIFEST_FILE, readJointManifest } from '../joint/index.ts';
 import { Catalog, type ImageRecord, type KnownFile } from './catalog.ts';
@@ -120,13 +122,10 @@ export class Library {
 
   static async open(options: LibraryOptions): Promise<Library> {
     const dir = resolve(options.dir);
-    mkdirSync(dir, { recursive: true });
+    makeDirSync(dir);
     const modelDir = options.modelDir ?? options.model?.dir ?? join(jointModelsDir, 'fne');
     const manifest = options.model?.manifest ?? (await readJointManifest(modelDir));
-    const manifestSha = createHash('sha256')
-      .update(readFileSync(join(modelDir, MANIFEST_FILE)))
-      .digest('hex');
-    const modelVersion = `${manifest.name}@${manifestSha.slice(0, 16)}`;
+    const modelVersion = modelVersionOf(modelDir, manifest.name);
     const release = acquireLock(dir);
     let catalog: Catalog | undefined;
     try {
@@ -141,6 +140,40 @@ export class Library {
       catalog?.close();
       release();
       throw error;
+    }
+  }
+
+  /**
+   * What `status` shows of a library that cannot be written (a read-only disk), changing nothing and taking no
+   * lock. The catalog is read from a temporary copy: SQLite cannot open a WAL database where it cannot make
+   * its shared-memory file, even read-only.
+   */
+  static async readOnlyStatus(options: { dir: string; modelDir?: string }): Promise<{
+    roots: RootInfo[];
+    counts: { total: number; indexed: number; failed: number; pending: number };
+  }> {
+    const dir = resolve(options.dir);
+    const modelDir = options.modelDir ?? join(jointModelsDir, 'fne');
+    const modelVersion = modelVersionOf(modelDir, (await readJointManifest(modelDir)).name);
+    const temp = await mkdtemp(join(tmpdir(), 'sagasu-status-'));
+    try {
+      for (const suffix of ['', '-wal']) {
+        try {
+          await copyFile(join(dir, CATALOG_FILE + suffix), join(temp, CATALOG_FILE + suffix));
+        } catch (error) {
+          if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+          // No catalog: a library that was never used.
+          if (suffix === '') return { roots: [], counts: { total: 0, indexed: 0, failed: 0, pending: 0 } };
+        }
+      }
+      const catalog = new Catalog(join(temp, CATALOG_FILE));
+      try {
+        return { roots: catalog.rootInfos(isDir), counts: catalog.counts(modelVersion) };
+      } finally {
+        catalog.close();
+      }
+    } finally {
+      await rm(temp, { recursive: true, force: true });
     }
   }
 
@@ -820,6 +853,14 @@ function idleProgress(): IndexProgress {
     etaSeconds: null,
     currentFile: null,
   };
+}
+
+/** Manifest name + sha256 of its manifest.json: embeddings of another version are re-embedded. */
+function modelVersionOf(modelDir: string, name: string): string {
+  const sha = createHash('sha256')
+    .update(readFileSync(join(modelDir, MANIFEST_FILE)))
+    .digest('hex');
+  return `${name}@${sha.slice(0, 16)}`;
 }
 
 function isDir(path: string): boolean {
