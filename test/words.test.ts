@@ -8,7 +8,7 @@ import { SentenceEncoder, SUBSTITUTES_FILE, UNK_ID, WordVectorError } from '../s
 import { errorOf } from './helpers/joint-parity.ts';
 
 const model = join(jointModelsDir, 'fne');
-const words = join(modelsDir, 'words', 'fne');
+const words = join(modelsDir, 'words', 'en');
 const cosine = (v: Float32Array, a: number, b: number, dim: number) => {
   let s = 0;
   for (let j = 0; j < dim; j++) s += (v[a * dim + j] as number) * (v[b * dim + j] as number);
@@ -31,7 +31,7 @@ async function openDamaged(name: string, edit: (dir: string) => Promise<void>): 
   return errorOf(() => SentenceEncoder.open(model, { providers: ['cpu'], wordsDir: dir }));
 }
 
-describe('stand-ins for words the sentence encoder never saw (models/words/fne)', () => {
+describe('stand-ins for words the sentence encoder never saw (models/words/en)', () => {
   it('reads an unknown word as a related vocabulary word, so its sentence lands near the synonym one', async () => {
     const plain = await SentenceEncoder.open(model, { providers: ['cpu'], wordsDir: null });
     const expanded = await SentenceEncoder.open(model, { providers: ['cpu'] });

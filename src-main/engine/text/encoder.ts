@@ -33,7 +33,9 @@ export interface SentenceEncoderOptions extends OnnxOptions {
   batchSize?: number;
   /**
    * English only: the folder of stand-ins for words the vocabulary lacks (scripts/words-build.py; default
-   * models/words/<model name>). null, or a folder without manifest.json: every unknown word is <unk>.
+   * models/words/en). One folder for every English encoder built on its vocabulary, so the FNE model and the
+   * one-layer baseline read the same words and their A/B stays fair. null, or a folder without manifest.json:
+   * every unknown word is <unk>.
    */
   wordsDir?: string | null;
 }
@@ -124,8 +126,7 @@ export class SentenceEncoder {
     let substitutes: WordSubstitutes | { stale: string } | undefined;
     try {
       tokenize = await tokenizer.load();
-      const wordsDir =
-        options.wordsDir === undefined ? join(modelsDir, 'words', manifest.name) : options.wordsDir;
+      const wordsDir = options.wordsDir === undefined ? join(modelsDir, 'words', 'en') : options.wordsDir;
       if (language === 'en' && wordsDir !== null)
         substitutes = await WordSubstitutes.open(
           wordsDir,
