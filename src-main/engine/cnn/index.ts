@@ -5,6 +5,7 @@ export { DataType, OnnxGraphBuilder, onnxModelType } from './onnx-writer.ts';
 export { chooseProviders, type OnnxOptions, openSession, type ProviderName } from './providers.ts';
 export { type CnnOutputs, CnnSession, type CnnSessionOptions } from './session.ts';
 export { sha256File, UPSTREAM_FILES } from './source.ts';
+export { readTfjsLayersModel } from './tfjs.ts';
 export { readTflite } from './tflite.ts';
 
 import type { CnnMode } from './converter.ts';
