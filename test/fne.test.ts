@@ -15,7 +15,7 @@ import {
   statsMetaPath,
   ternarize,
 } from '../src-main/engine/fne/index.ts';
-import { cnnBuilt, referenceDir, shared, skipNote } from './helpers/shared.ts';
+import { cnnBuilt, referenceDir, resnetBuilt, shared, skipNote } from './helpers/shared.ts';
 
 describe('standardize and ternarize', () => {
   it('applies the paper thresholds: > 0.15 -> +1, < -0.25 -> -1, else 0, boundaries included in 0', () => {
@@ -51,6 +51,19 @@ describe('standardize and ternarize', () => {
     }
     expect(std[2]).toBe(0);
   });
+
+  it('a run resumed from a checkpoint ends with exactly the statistics of an uninterrupted one', () => {
+    const rows = Array.from({ length: 30 }, (_, i) => Float32Array.of(i * 0.1, Math.cos(i), i % 7));
+    const whole = new StatsAccumulator(3);
+    for (const r of rows) whole.add(r);
+    const first = new StatsAccumulator(3);
+    for (const r of rows.slice(0, 12)) first.add(r);
+    const resumed = StatsAccumulator.resume(3, Float64Array.from(first.checkpoint())) as StatsAccumulator;
+    expect(resumed.count).toBe(12);
+    for (const r of rows.slice(12)) resumed.add(r);
+    expect(resumed.finish()).toEqual(whole.finish());
+    expect(StatsAccumulator.resume(4, first.checkpoint())).toBeUndefined();
+  });
 });
 
 describe('the committed FNE statistics', () => {
@@ -85,6 +98,18 @@ describe('the committed FNE statistics', () => {
     expect((error as Error).message).toContain(expected);
     await expect(loadStats(join(dir, 'absent.bin'), meta)).rejects.toMatchObject({ code: 'missing' });
   });
+
+  it.skipIf(!resnetBuilt)(
+    `statistics of another CNN are refused before a session opens, naming both sizes${skipNote({ resnet: true })}`,
+    async () => {
+      const error = await FneExtractor.open({ backbone: 'resnet50', stats: await loadStats() }).catch(
+        (e: unknown) => e,
+      );
+      expect(error).toBeInstanceOf(ModelError);
+      expect(error).toMatchObject({ code: 'invalid-model', subject: 'stats' });
+      expect((error as Error).message).toMatch(/17056-d FNE, but the resnet50 CNN gives 26560 features/);
+    },
+  );
 });
 
 describe.skipIf(!cnnBuilt || !shared)(
