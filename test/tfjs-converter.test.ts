@@ -163,6 +163,15 @@ describe('the TF.js layers-model converter on a model small enough to compute by
     await session.release();
   });
 
+  it('gives the same bytes wherever the model files lie (a build is reproducible on every machine)', async () => {
+    const [a, b] = [await freshDir('here'), await freshDir('somewhere-else-entirely')];
+    await tinyModel(a);
+    await tinyModel(b);
+    const bytes = async (dir: string) =>
+      convertKerasToOnnx(await readTfjsLayersModel(dir), { preprocessing: 'caffe' }).onnx;
+    expect(Buffer.from(await bytes(a)).equals(Buffer.from(await bytes(b)))).toBe(true);
+  });
+
   it('refuses a layer type it does not support, naming the file and the layer', async () => {
     const dir = await freshDir('lstm');
     await tinyModel(dir, [

@@ -21,7 +21,7 @@ import { readTflite } from './tflite.ts';
 /** Bumped whenever the converter's output changes, so `models:prepare` rebuilds stale models. */
 export const CONVERTER_VERSION = 2;
 /** The same for the TensorFlow.js (Keras) converter, which builds ResNet-50. */
-export const KERAS_CONVERTER_VERSION = 1;
+export const KERAS_CONVERTER_VERSION = 2;
 
 /**
  * The CNN under the Full-Network Embedding. mobilenet_v2 (the default) is built in two modes; resnet50 only in
@@ -248,6 +248,7 @@ export function convertResnet50(
     shortcuts,
     fullNetwork,
     graphName: 'resnet50',
+    source: RESNET50_SOURCE,
     producerVersion: String(KERAS_CONVERTER_VERSION),
   });
 }

@@ -1,3 +1,4 @@
+import { basename } from 'node:path';
 import { ModelError } from '../errors.ts';
 import {
   type ConvertedCnn,
@@ -23,6 +24,8 @@ export interface KerasConvertOptions {
   shortcuts?: boolean;
   producerVersion?: string;
   graphName?: string;
+  /** What the docstring names as the source (default model.json's file name): never a machine's own path. */
+  source?: string;
 }
 
 /** An activation in NCHW float; `pads` is a ZeroPadding2D not yet applied, left for the conv that reads it. */
@@ -158,7 +161,7 @@ class KerasConverter {
       graphName: `${graphName} (float)`,
       opset: 17,
       producerVersion: this.options.producerVersion ?? '0',
-      docString: `Converted by Sagasu from ${this.file} (${model.generatedBy}), ${this.options.preprocessing} preprocessing inside the graph${fullNetwork ? ', with Full-Network outputs' : ''}.`,
+      docString: `Converted by Sagasu from ${this.options.source ?? basename(this.file)} (${model.generatedBy}), ${this.options.preprocessing} preprocessing inside the graph${fullNetwork ? ', with Full-Network outputs' : ''}.`,
       metadata: { mode: 'float', fne_dim: String(fneDim), one_layer: oneLayer.info.name },
     });
     return {
