@@ -13,6 +13,7 @@ import {
   standardize,
   statsBinPath,
   statsMetaPath,
+  statsPaths,
   ternarize,
 } from '../src-main/engine/fne/index.ts';
 import { cnnBuilt, referenceDir, resnetBuilt, shared, skipNote } from './helpers/shared.ts';
@@ -80,6 +81,22 @@ describe('the committed FNE statistics', () => {
     async () => {
       const stats = await loadStats();
       expect(stats.meta.cnnSha256).toBe((await verifiedCnn(DEFAULT_CNN_MODE)).onnx.sha256);
+    },
+  );
+
+  it('ResNet-50 has its own: 26,560 means and stds of the same 6,000 images, intact', async () => {
+    const paths = statsPaths('resnet50');
+    const stats = await loadStats(paths.bin, paths.meta);
+    expect(stats.meta).toMatchObject({ dim: 26560, images: 6000, mode: 'float', std: 'population' });
+    expect(stats.std.every((s) => Number.isFinite(s) && s >= 0)).toBe(true);
+  });
+
+  it.skipIf(!resnetBuilt)(
+    `ResNet-50's were computed with the ResNet-50 this checkout builds${skipNote({ resnet: true })}`,
+    async () => {
+      const paths = statsPaths('resnet50');
+      const stats = await loadStats(paths.bin, paths.meta);
+      expect(stats.meta.cnnSha256).toBe((await verifiedCnn('float', undefined, 'resnet50')).onnx.sha256);
     },
   );
 
