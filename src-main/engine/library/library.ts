@@ -21,6 +21,7 @@ import { FneExtractor } from '../fne/index.ts';
 import { JointModel, jointModelsDir, MANIFEST_FILE, readJointManifest } from '../joint/index.ts';
 import { Catalog, type ImageRecord, type KnownFile } from './catalog.ts';
 import type { DecodeResult, DecodeTask } from './decode-worker.ts';
+import { haltPoint } from './halt.ts';
 import { acquireLock } from './lock.ts';
 import { dequantize, quantize } from './quantize.ts';
 import {
@@ -48,7 +49,7 @@ export interface LibraryOptions {
   /** Photos per CNN batch (default 8, the measured best on CPU). */
   batchSize?: number;
   hnsw?: Partial<HnswParams>;
-  /** Seconds between index checkpoints while indexing (default 60). */
+  /** Seconds between index checkpoints while indexing (default 60; 0: after every batch). */
   checkpointSeconds?: number;
 }
 
@@ -200,6 +201,7 @@ export class Library {
     const saved = this.savedState();
     if (saved && saved.seq === seq && saved.model === this.modelVersion && existsSync(this.indexFile)) return;
     const written = this.vectors.save(this.indexFile);
+    haltPoint('saved');
     const meta: IndexStateMeta = { ...written, model: this.modelVersion, dim: this.dim, seq };
     this.catalog.transaction(() => {
       this.catalog.setMeta('hnsw', JSON.stringify(meta));
@@ -456,6 +458,7 @@ export class Library {
       }
       if (this.cancelled) return online;
     }
+    haltPoint('walked');
 
     const fresh: Array<{ rootId: number; root: string; file: WalkedFile }> = [];
     const modified: Array<{ known: KnownFile; file: WalkedFile }> = [];
@@ -515,6 +518,7 @@ export class Library {
         this.catalog.deleteImage(id);
         changed.add(id);
       }
+      haltPoint('reconciling');
     });
     for (const m of missing) if (!this.catalog.image(m.id)) this.vectors.remove(m.id);
     return online;
@@ -618,6 +622,7 @@ export class Library {
           );
         });
       });
+      haltPoint('embedded');
       images.forEach((d, i) => {
         const { q, scale } = stored[i] as { q: Buffer; scale: number };
         const id = idOf.get(d.path) as number;
@@ -626,7 +631,7 @@ export class Library {
       });
       done += images.length;
       report(images.at(-1)?.path ?? null);
-      if (Date.now() - lastCheckpoint > checkpointMs) {
+      if (Date.now() - lastCheckpoint >= checkpointMs) {
         lastCheckpoint = Date.now();
         this.saveIndex();
       }
