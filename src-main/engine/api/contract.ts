@@ -40,7 +40,16 @@ export const methods = {
   'roots.add': z.object({ path: z.string().min(1).max(4096) }).strict(),
   'roots.remove': z.object({ rootId: id }).strict(),
   /** Walks the roots (all, or one) and indexes what changed; progress arrives as 'index.progress' events. */
-  'index.start': z.object({ rootId: id.optional() }).strict(),
+  'index.start': z
+    .object({
+      rootId: id.optional(),
+      /**
+       * The person confirms that photos gone from the folders are really gone: a folder that looks unmounted
+       * (no photos left, another disk, most photos gone at once) is taken as it is instead of held offline.
+       */
+      removeMissing: z.boolean().default(false),
+    })
+    .strict(),
   'index.pause': z.object({}).strict(),
   'index.resume': z.object({}).strict(),
   'index.cancel': z.object({}).strict(),
@@ -109,6 +118,11 @@ export interface RootInfo {
   path: string;
   /** false while the folder is missing (an unplugged disk): its photos stay in the catalog, unsearchable. */
   online: boolean;
+  /**
+   * Why it is offline (null while online): the folder is missing, or the last index held it back because it
+   * looked unmounted (no photos left, another disk, most photos gone at once) and removed nothing.
+   */
+  offlineReason: string | null;
   images: number;
   failed: number;
 }

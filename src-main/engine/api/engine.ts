@@ -151,7 +151,7 @@ export class Engine implements EngineHost {
         return removed;
       }
       case 'index.start':
-        return this.startIndexing(a.rootId as number | undefined);
+        return this.startIndexing(a.rootId as number | undefined, a.removeMissing as boolean);
       case 'index.pause':
         this.library.pause();
         return this.progress();
@@ -205,13 +205,14 @@ export class Engine implements EngineHost {
     };
   }
 
-  private startIndexing(rootId: number | undefined): IndexProgress {
+  private startIndexing(rootId: number | undefined, removeMissing = false): IndexProgress {
     if (!this.job) {
       let done = 0;
       let announced = 0;
       this.job = this.library
         .index({
           ...(rootId === undefined ? {} : { rootId }),
+          removeMissing,
           onProgress: (p) => {
             this.emit('index.progress', p);
             if (p.done === done) return;

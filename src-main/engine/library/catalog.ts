@@ -181,12 +181,34 @@ export class Catalog {
     });
   }
 
-  rootInfos(online: (path: string) => boolean): RootInfo[] {
+  /** Each root with its counts; `offline` says why it is offline (null: online), given its path and held reason. */
+  rootInfos(offline: (path: string, held: string | null) => string | null): RootInfo[] {
     const rows = this.stmt(
-      `SELECT r.id, r.path, count(i.id) AS images, coalesce(sum(i.status = 'failed'), 0) AS failed
+      `SELECT r.id, r.path, r.held, count(i.id) AS images, coalesce(sum(i.status = 'failed'), 0) AS failed
        FROM roots r LEFT JOIN images i ON i.root_id = r.id GROUP BY r.id ORDER BY r.id`,
-    ).all() as Array<{ id: number; path: string; images: number; failed: number }>;
-    return rows.map((r) => ({ ...r, online: online(r.path) }));
+    ).all() as Array<{ id: number; path: string; held: string | null; images: number; failed: number }>;
+    return rows.map(({ held, ...r }) => {
+      const offlineReason = offline(r.path, held);
+      return { ...r, online: offlineReason === null, offlineReason };
+    });
+  }
+
+  /** The root's device at its last accepted walk, and why the last walk held it back (null: it did not). */
+  rootWalk(id: number): { device: string | null; held: string | null } {
+    return (
+      (this.stmt('SELECT device, held FROM roots WHERE id = ?').get(id) as
+        | { device: string | null; held: string | null }
+        | undefined) ?? { device: null, held: null }
+    );
+  }
+
+  /** A walk taken as it is: its device is the root's from now on. */
+  acceptWalk(id: number, device: string): void {
+    this.stmt('UPDATE roots SET device = ?, held = NULL WHERE id = ?').run(device, id);
+  }
+
+  holdRoot(id: number, reason: string): void {
+    this.stmt('UPDATE roots SET held = ? WHERE id = ?').run(reason, id);
   }
 
   // ---- images

@@ -89,4 +89,11 @@ export const MIGRATIONS: readonly string[] = [
   -- of one kanji finds it inside a longer name); not a content table, so a rebuild is just re-inserting.
   CREATE VIRTUAL TABLE keywords USING fts5(name, folders, tags, tokenize = 'unicode61 remove_diacritics 2');
   `,
+  // 2: what the last walk of each root saw, so an unmounted disk is held offline instead of emptied.
+  `
+  -- st_dev of the root folder at the last walk that was taken as it is.
+  ALTER TABLE roots ADD COLUMN device TEXT;
+  -- Why the last walk left this root alone (emptied, another device, most photos gone at once); NULL when it did not.
+  ALTER TABLE roots ADD COLUMN held TEXT;
+  `,
 ];

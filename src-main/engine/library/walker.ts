@@ -13,6 +13,8 @@ export interface WalkResult {
   files: WalkedFile[];
   /** Folders that could not be listed (permissions, vanished mid-walk): their photos are left as they were. */
   unreadable: string[];
+  /** The root folder's st_dev: another value than last time means another disk is mounted there. */
+  device: string;
 }
 
 /** Folders that hold system or NAS metadata, never a person's photos (compared lower-case). */
@@ -82,5 +84,5 @@ export async function walk(root: string): Promise<WalkResult> {
       }),
     );
   }
-  return { files, unreadable };
+  return { files, unreadable, device: String(rootStat.dev) };
 }
