@@ -417,8 +417,9 @@ export class Catalog {
     if (filters.folder !== undefined) {
       const folder = filters.folder.endsWith(sep) ? filters.folder.slice(0, -1) : filters.folder;
       const prefix = folder + sep;
-      where.push('substr(path, 1, ?) = ?');
-      args.push(prefix.length, prefix);
+      // SQLite's substr counts characters, JavaScript's length UTF-16 units (📷 is one and two): let SQLite count.
+      where.push('substr(path, 1, length(?)) = ?');
+      args.push(prefix, prefix);
     }
     const day = `substr(coalesce(taken_at, strftime('%Y-%m-%dT%H:%M:%S', mtime_ms / 1000, 'unixepoch', 'localtime')), 1, 10)`;
     if (filters.from !== undefined) {
