@@ -7,7 +7,19 @@ import { ArgumentError, SagasuError } from '../errors.ts';
  */
 
 const id = z.number().int().positive();
-const day = z.string().regex(/^\d{4}-\d{2}-\d{2}$/, 'expected a date as YYYY-MM-DD');
+const day = z
+  .string()
+  .regex(/^\d{4}-\d{2}-\d{2}$/, 'expected a date as YYYY-MM-DD')
+  .refine(isCalendarDay, { error: (issue) => `${String(issue.input)} is not a day of the calendar` });
+
+/** 2024-02-29 is; 2024-02-31 and 2023-02-29 are not (a Date would roll them over into March). */
+function isCalendarDay(text: string): boolean {
+  const [y, m, d] = text.split('-').map(Number) as [number, number, number];
+  const date = new Date(0);
+  // setUTCFullYear, unlike Date.UTC, does not read years 0-99 as 1900-1999.
+  date.setUTCFullYear(y, m - 1, d);
+  return date.getUTCFullYear() === y && date.getUTCMonth() === m - 1 && date.getUTCDate() === d;
+}
 
 export const FILE_TYPES = ['jpeg', 'png', 'webp', 'tiff', 'gif', 'avif', 'heic'] as const;
 export type FileType = (typeof FILE_TYPES)[number];
