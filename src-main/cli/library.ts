@@ -258,15 +258,16 @@ export function registerLibrary(program: Command): void {
       await withEngine(options, async (engine) => {
         const status = await engine.invoke('status', {});
         if (options.json) return print(status);
-        const { images, model } = status;
+        const { images, model, failures } = status;
         console.log(`model ${model.name} (${model.dim}-d, ${model.languages.join(' + ')})`);
         console.log(
-          `${images.indexed} indexed, ${images.pending} pending, ${images.failed} could not be read`,
+          `${images.indexed} indexed, ${images.pending} pending, ${failures.length} could not be read`,
         );
         for (const r of status.roots)
           console.log(
             `  ${r.online ? '' : '[offline] '}${r.path}: ${r.images} photos, ${r.failed} failed${r.offlineReason === null ? '' : ` (${r.offlineReason})`}`,
           );
+        for (const f of failures) console.log(`  could not read ${f.path}: ${f.reason}`);
       });
     });
 

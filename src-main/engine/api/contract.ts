@@ -155,6 +155,8 @@ export interface IndexProgress {
 export interface Status {
   roots: RootInfo[];
   images: { total: number; indexed: number; failed: number; pending: number };
+  /** Everything that could not be read, by path: photos, folders that cannot be listed, names not in UTF-8. */
+  failures: Array<{ path: string; reason: string }>;
   model: { name: string; dim: number; languages: Array<'en' | 'ja'> };
   index: IndexProgress;
 }

@@ -200,6 +200,7 @@ export class Engine implements EngineHost {
     return {
       roots: this.library.roots(),
       images: this.library.counts(),
+      failures: this.library.failures(),
       model: { name: this.model.name, dim: this.model.dim, languages: this.model.languages },
       index: this.progress(),
     };

@@ -184,7 +184,9 @@ export class Catalog {
   /** Each root with its counts; `offline` says why it is offline (null: online), given its path and held reason. */
   rootInfos(offline: (path: string, held: string | null) => string | null): RootInfo[] {
     const rows = this.stmt(
-      `SELECT r.id, r.path, r.held, count(i.id) AS images, coalesce(sum(i.status = 'failed'), 0) AS failed
+      `SELECT r.id, r.path, r.held, count(i.id) AS images,
+              coalesce(sum(i.status = 'failed'), 0)
+                + (SELECT count(*) FROM walk_failures w WHERE w.root_id = r.id) AS failed
        FROM roots r LEFT JOIN images i ON i.root_id = r.id GROUP BY r.id ORDER BY r.id`,
     ).all() as Array<{ id: number; path: string; held: string | null; images: number; failed: number }>;
     return rows.map(({ held, ...r }) => {
@@ -209,6 +211,25 @@ export class Catalog {
 
   holdRoot(id: number, reason: string): void {
     this.stmt('UPDATE roots SET held = ? WHERE id = ?').run(reason, id);
+  }
+
+  /** What the root's latest walk could not take replaces what the one before could not. */
+  setWalkFailures(rootId: number, failures: ReadonlyArray<{ path: string; reason: string }>): void {
+    this.stmt('DELETE FROM walk_failures WHERE root_id = ?').run(rootId);
+    for (const f of failures)
+      this.stmt('INSERT OR REPLACE INTO walk_failures(root_id, path, reason) VALUES (?, ?, ?)').run(
+        rootId,
+        f.path,
+        f.reason,
+      );
+  }
+
+  /** Everything that could not be read, by path: photos that failed to decode and what the walks could not take. */
+  failures(): Array<{ path: string; reason: string }> {
+    return this.stmt(
+      `SELECT path, coalesce(error, 'failed') AS reason FROM images WHERE status = 'failed'
+       UNION ALL SELECT path, reason FROM walk_failures ORDER BY path`,
+    ).all() as Array<{ path: string; reason: string }>;
   }
 
   // ---- images

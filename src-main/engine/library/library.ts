@@ -276,6 +276,11 @@ export class Library {
     return this.catalog.counts(this.modelVersion);
   }
 
+  /** Photos that could not be read and what the walks could not take (folders, names), with the reason. */
+  failures(): Array<{ path: string; reason: string }> {
+    return this.catalog.failures();
+  }
+
   // ---- images, vectors, search
 
   image(imageId: number): ImageRecord | null {
@@ -478,6 +483,7 @@ export class Library {
         device: walked.device,
         seen: walked.files.length,
         known: knownFiles.length,
+        failures: walked.failures,
         fresh: [],
         modified: [],
         missing: [],
@@ -563,7 +569,10 @@ export class Library {
       for (const [rootId, plan] of plans) {
         const why = held.get(rootId);
         if (why) this.catalog.holdRoot(rootId, why);
-        else this.catalog.acceptWalk(rootId, plan.device);
+        else {
+          this.catalog.acceptWalk(rootId, plan.device);
+          this.catalog.setWalkFailures(rootId, plan.failures);
+        }
       }
       haltPoint('reconciling');
     });
@@ -906,6 +915,7 @@ interface RootPlan {
   seen: number;
   /** Photos the catalog holds for the root. */
   known: number;
+  failures: WalkResult['failures'];
   fresh: WalkedFile[];
   modified: Array<{ known: KnownFile; file: WalkedFile }>;
   missing: KnownFile[];

@@ -96,4 +96,13 @@ export const MIGRATIONS: readonly string[] = [
   -- Why the last walk left this root alone (emptied, another device, most photos gone at once); NULL when it did not.
   ALTER TABLE roots ADD COLUMN held TEXT;
   `,
+  // 3: what the last walk of each root could not take (a folder it could not list, a name not in UTF-8), and why.
+  `
+  CREATE TABLE walk_failures (
+    root_id INTEGER NOT NULL REFERENCES roots(id) ON DELETE CASCADE,
+    path TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    PRIMARY KEY (root_id, path)
+  ) STRICT;
+  `,
 ];
