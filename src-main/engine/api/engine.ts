@@ -164,7 +164,7 @@ export class Engine implements EngineHost {
         return removed;
       }
       case 'index.start':
-        return this.startIndexing(a.rootId as number | undefined);
+        return this.startIndexing(a.rootId as number | undefined, a.removeMissing as boolean);
       case 'index.pause':
         this.library.pause();
         return this.progress();
@@ -213,18 +213,20 @@ export class Engine implements EngineHost {
     return {
       roots: this.library.roots(),
       images: this.library.counts(),
+      failures: this.library.failures(),
       model: { name: this.model.name, dim: this.model.dim, languages: this.model.languages },
       index: this.progress(),
     };
   }
 
-  private startIndexing(rootId: number | undefined): IndexProgress {
+  private startIndexing(rootId: number | undefined, removeMissing = false): IndexProgress {
     if (!this.job) {
       let done = 0;
       let announced = 0;
       this.job = this.library
         .index({
           ...(rootId === undefined ? {} : { rootId }),
+          removeMissing,
           onProgress: (p) => {
             this.emit('index.progress', p);
             if (p.done === done) return;
@@ -646,12 +648,13 @@ export async function readOnlyStatus(options: {
   modelDir?: string;
 }): Promise<Output<'status'>> {
   const modelDir = options.modelDir ?? join(jointModelsDir, 'fne');
-  const { roots, counts } = await Library.readOnlyStatus({ dir: options.libraryDir, modelDir });
+  const { roots, counts, failures } = await Library.readOnlyStatus({ dir: options.libraryDir, modelDir });
   const model = await JointModel.open(modelDir);
   try {
     return {
       roots,
       images: counts,
+      failures,
       model: { name: model.name, dim: model.dim, languages: model.languages },
       index: {
         state: 'idle',

@@ -89,4 +89,20 @@ export const MIGRATIONS: readonly string[] = [
   -- of one kanji finds it inside a longer name); not a content table, so a rebuild is just re-inserting.
   CREATE VIRTUAL TABLE keywords USING fts5(name, folders, tags, tokenize = 'unicode61 remove_diacritics 2');
   `,
+  // 2: what the last walk of each root saw, so an unmounted disk is held offline instead of emptied.
+  `
+  -- st_dev of the root folder at the last walk that was taken as it is.
+  ALTER TABLE roots ADD COLUMN device TEXT;
+  -- Why the last walk left this root alone (emptied, another device, most photos gone at once); NULL when it did not.
+  ALTER TABLE roots ADD COLUMN held TEXT;
+  `,
+  // 3: what the last walk of each root could not take (a folder it could not list, a name not in UTF-8), and why.
+  `
+  CREATE TABLE walk_failures (
+    root_id INTEGER NOT NULL REFERENCES roots(id) ON DELETE CASCADE,
+    path TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    PRIMARY KEY (root_id, path)
+  ) STRICT;
+  `,
 ];
