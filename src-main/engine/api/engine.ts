@@ -16,7 +16,7 @@ import { ArgumentError, ImageError, SagasuError } from '../errors.ts';
 import { FneExtractor } from '../fne/index.ts';
 import { readPhotoFile } from '../image/index.ts';
 import { JointModel, jointModelsDir } from '../joint/index.ts';
-import { type ImageRecord, Library, PHOTO_EXTENSIONS } from '../library/index.ts';
+import { type ImageRecord, idleProgress, Library, PHOTO_EXTENSIONS } from '../library/index.ts';
 import {
   type Caption,
   type Events,
@@ -656,15 +656,7 @@ export async function readOnlyStatus(options: {
       images: counts,
       failures,
       model: { name: model.name, dim: model.dim, languages: model.languages },
-      index: {
-        state: 'idle',
-        done: 0,
-        total: 0,
-        failed: 0,
-        imagesPerSecond: 0,
-        etaSeconds: null,
-        currentFile: null,
-      },
+      index: idleProgress(),
     };
   } finally {
     await model.close();

@@ -3,7 +3,7 @@
  * Other rooms import only this file.
  */
 export { Catalog, CatalogError, type ImageRecord, type ImageStatus, PHOTO_EXTENSIONS } from './catalog.ts';
-export { CATALOG_FILE, INDEX_FILE, Library, type LibraryOptions } from './library.ts';
+export { CATALOG_FILE, INDEX_FILE, idleProgress, Library, type LibraryOptions } from './library.ts';
 export { LibraryLockedError, LOCK_FILE } from './lock.ts';
 export { cosine, dequantize, quantize } from './quantize.ts';
 export {

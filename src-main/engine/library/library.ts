@@ -932,7 +932,8 @@ export class Library {
   }
 }
 
-function idleProgress(): IndexProgress {
+/** The progress of a library that is not indexing. */
+export function idleProgress(): IndexProgress {
   return {
     state: 'idle',
     done: 0,
