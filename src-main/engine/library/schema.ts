@@ -88,5 +88,13 @@ export const MIGRATIONS: readonly string[] = [
   -- Keyword search: rowid = images.id. Written by the catalog (CJK split into single characters, so a query
   -- of one kanji finds it inside a longer name); not a content table, so a rebuild is just re-inserting.
   CREATE VIRTUAL TABLE keywords USING fts5(name, folders, tags, tokenize = 'unicode61 remove_diacritics 2');
+  `, // 2: each photo's most probable ImageNet classes (the concept score of search), from the same CNN pass as
+  // its vector. Depends on nothing but images, so it can follow any other migration.
+  `
+  -- fusion/classes.ts's layout: per class uint16 id (little-endian) + uint8 log-probability, most probable first.
+  CREATE TABLE classes (
+    image_id INTEGER PRIMARY KEY REFERENCES images(id) ON DELETE CASCADE,
+    top BLOB NOT NULL
+  ) STRICT;
   `,
 ];

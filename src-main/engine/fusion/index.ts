@@ -1,0 +1,22 @@
+export {
+  ClassTable,
+  decodeTopClasses,
+  encodeTopClasses,
+  TOP_CLASSES,
+  type TopClasses,
+  topClasses,
+} from './classes.ts';
+export {
+  type ClassRows,
+  type ConceptSource,
+  type ConceptTerms,
+  checkWeights,
+  classTableOf,
+  conceptScores,
+  conceptWeight,
+  type FusionWeights,
+  fusedScore,
+  MASS_FLOOR,
+  unknownShare,
+  zNormalize,
+} from './score.ts';
