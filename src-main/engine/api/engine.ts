@@ -19,6 +19,7 @@ import {
   conceptWeight,
   type FusionWeights,
   fusedScore,
+  topRows,
   unknownShare,
   zNormalize,
 } from '../fusion/index.ts';
@@ -355,10 +356,16 @@ export class Engine implements EngineHost {
         ? fusedScore(cosine, concept?.z(id) ?? 0, literal.has(id), weights, concept?.unknownShare ?? 0)
         : cosine + (literal.has(id) ? keywordWeight : 0);
     const candidates = new Set([...cosines.keys(), ...literal, ...(concept?.top ?? [])]);
+    const lambda = weights ? conceptWeight(weights, concept?.unknownShare ?? 0) : 0;
+    const lastScore = nearest.at(-1)?.score ?? Number.NEGATIVE_INFINITY;
     const hits: Hit[] = [];
     for (const imageId of candidates) {
       let cosine = cosines.get(imageId);
       if (cosine === undefined) {
+        // Beyond the fetched nearest its cosine is at most the last one's: skip what cannot reach the cutoff
+        // before reading its vector from the catalog.
+        const bound = lastScore + lambda * (concept?.z(imageId) ?? 0);
+        if (!literal.has(imageId) && cutoff !== null && nearest.length === n && bound < cutoff) continue;
         // Found by name or concept, beyond the nearest: its stored vector still gives the joint score.
         const image = this.library.image(imageId);
         if (!image || !this.library.rootOnline(image.rootId)) continue;
@@ -373,8 +380,7 @@ export class Engine implements EngineHost {
     }
     hits.sort((x, y) => y.score - x.score || x.imageId - y.imageId);
     // Beyond the fetched nearest, a photo can still pass on its concept score: at most λ · zCap above its cosine.
-    const lift = weights ? conceptWeight(weights, concept?.unknownShare ?? 0) * weights.zCap : 0;
-    const lastScore = nearest.at(-1)?.score ?? Number.NEGATIVE_INFINITY;
+    const lift = weights ? lambda * weights.zCap : 0;
     const more = nearest.length === fetch && (cutoff === null || lastScore + lift >= cutoff);
     return { key, hits, more, fetched: fetch, page: base };
   }
@@ -398,11 +404,11 @@ export class Engine implements EngineHost {
     const scores = conceptScores(terms, rows, fusion.weights.floor);
     if (!scores) return null;
     const zs = zNormalize(scores, fusion.weights.zCap);
-    const order: number[] = [];
-    for (let row = 0; row < rows.size; row++) {
-      if ((zs[row] as number) > 0 && (!allow || allow(rows.ids[row] as number))) order.push(row);
-    }
-    order.sort((a, b) => (zs[b] as number) - (zs[a] as number));
+    const order = topRows(
+      zs,
+      CONCEPT_CANDIDATES,
+      allow ? (row) => allow(rows.ids[row] as number) : undefined,
+    );
     return {
       z: (id) => {
         const row = table.row(id);

@@ -17,6 +17,7 @@ export {
   type FusionWeights,
   fusedScore,
   MASS_FLOOR,
+  topRows,
   unknownShare,
   zNormalize,
 } from './score.ts';

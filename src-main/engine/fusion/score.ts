@@ -91,6 +91,19 @@ export function zNormalize(scores: Float32Array, cap: number): Float32Array {
   return scores;
 }
 
+/**
+ * The rows of the `k` highest positive values (ties at the threshold included), in row order: a native sort
+ * of the values finds the threshold, since a comparator sort of row indices costs tens of ms at 100k photos.
+ */
+export function topRows(values: Float32Array, k: number, allow?: (row: number) => boolean): number[] {
+  const sorted = values.slice().sort();
+  const threshold = Math.max(1e-6, sorted[Math.max(0, sorted.length - k)] ?? 0);
+  const rows: number[] = [];
+  for (let row = 0; row < values.length; row++)
+    if ((values[row] as number) >= threshold && (!allow || allow(row))) rows.push(row);
+  return rows;
+}
+
 /** The weights of the fused score (models/search.json, fitted by `npm run calibrate`). */
 export interface FusionWeights {
   /** Per unit of the concept score's z-value. */
