@@ -6,6 +6,7 @@
  * queries (src-renderer/i18n/en.json), cutoff on, with the first result and whether the design's photo is first.
  * The demo captions are validation data: nothing here trains or fits anything.
  */
+import { realpathSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
@@ -20,12 +21,20 @@ const options = new Command()
   .parse()
   .opts<{ library?: string; json?: boolean }>();
 
-/** The photo each suggested query (the same key in every language) was written for, by what it shows. */
-const SUGGESTED_PHOTO: Record<string, RegExp> = {
-  example1: /dogs? looking out of a window/,
-  example2: /koala/,
-  example3: /lighthouse/,
-  example4: /polar bear/,
+/** The photo each suggested query was written for, by what it shows. */
+const SUGGESTED_PHOTO: Record<'en' | 'ja', Record<string, RegExp>> = {
+  en: {
+    example1: /dogs? looking out of a window/,
+    example2: /koala/,
+    example3: /lighthouse/,
+    example4: /polar bear/,
+  },
+  ja: {
+    example1: /dogs? looking out of a window/,
+    example2: /koala/,
+    example3: /giant panda/,
+    example4: /polar bear/,
+  },
 };
 
 const demo = sampleLibraryDir();
@@ -38,7 +47,9 @@ const libraryDir = resolve(options.library ?? (temp as string));
 const engine = await Engine.open({ libraryDir });
 try {
   const status = await engine.invoke('status', {});
-  if (!status.roots.some((r) => r.path === resolve(demo))) await engine.invoke('roots.add', { path: demo });
+  // Roots are stored by their real path (the demo folder may be a link).
+  if (!status.roots.some((r) => r.path === realpathSync(demo)))
+    await engine.invoke('roots.add', { path: demo });
   await engine.invoke('index.start', {});
   const indexed = await engine.whenIdle();
   const log = (line: string) => (options.json ? console.error(line) : console.log(line));
@@ -77,7 +88,7 @@ try {
       const page = await engine.invoke('search', { query, k: 5 });
       const first = page.hits[0] ? basename(page.hits[0].path) : null;
       const firstShows = photos.find((p) => p.file === first)?.shows ?? null;
-      const wanted = SUGGESTED_PHOTO[key];
+      const wanted = SUGGESTED_PHOTO[lang][key];
       suggested.push({
         lang,
         key,
