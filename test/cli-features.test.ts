@@ -1,10 +1,12 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
+import { LONG_ARGV } from '../src-main/cli/argv.ts';
 import type { FeaturesReport } from '../src-main/cli/features.ts';
 import { projectRoot } from '../src-main/engine/paths.ts';
 import { cnnBuilt, referenceDir, skipNote } from './helpers/shared.ts';
@@ -20,6 +22,87 @@ async function sagasu(args: string[]): Promise<{ code: number; stdout: string; s
     (error: { code: number; stdout: string; stderr: string }) => error,
   );
 }
+
+/** The CLI with `input` on its stdin; the exit signal too, since a segfault is what this guards against. */
+function sagasuWithStdin(
+  args: string[],
+  input: string,
+): Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [bin, ...args], { cwd: projectRoot });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (b) => {
+      stdout += b;
+    });
+    child.stderr.on('data', (b) => {
+      stderr += b;
+    });
+    child.on('error', reject);
+    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
+    child.stdin.end(input);
+  });
+}
+
+/** Small distinct JPEGs, named long as photos in real folders are. */
+async function makePhotos(dir: string, count: number): Promise<string[]> {
+  await mkdir(dir, { recursive: true });
+  const files: string[] = [];
+  for (let k = 0; k < count; k++) {
+    const file = join(dir, `holiday-${String(k).padStart(4, '0')}-a-rather-long-camera-file-name.jpg`);
+    await sharp({
+      create: { width: 64, height: 48, channels: 3, background: { r: 40 * k, g: 255 - 30 * k, b: 90 } },
+    })
+      .jpeg()
+      .toFile(file);
+    files.push(file);
+  }
+  return files;
+}
+
+describe.skipIf(!cnnBuilt)(`sagasu features on many photos${skipNote({ cnn: true })}`, () => {
+  it('1,000 paths on the command line (far past what crashes onnxruntime) are all reported', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'sagasu-many-'));
+    const real = await makePhotos(join(dir, 'photos'), 5);
+    // Every 200th path a real photo, the others missing: the length is the point, not the CNN's work.
+    const paths = Array.from({ length: 1000 }, (_, k) =>
+      k % 200 === 0
+        ? (real[k / 200] as string)
+        : join(dir, 'photos', `missing-${String(k).padStart(4, '0')}-a-rather-long-camera-file-name.jpg`),
+    );
+    const bytes = paths.reduce((n, p) => n + Buffer.byteLength(p) + 1, 0);
+    expect(bytes).toBeGreaterThan(Math.max(2 * LONG_ARGV, 40_000));
+    const run = await sagasuWithStdin(['features', '--json', ...paths], '');
+    expect(run.signal).toBeNull();
+    expect(run.code, run.stderr.slice(-2000)).toBe(1); // the missing ones
+    const reports = JSON.parse(run.stdout) as FeaturesReport[];
+    expect(reports.map((r) => r.file)).toEqual(paths);
+    expect(reports.filter((r) => r.fneDim === 17056).map((r) => r.file)).toEqual(real);
+    expect(reports.filter((r) => r.error?.code === 'not-found')).toHaveLength(995);
+  });
+
+  it('takes folders and --files-from (a file or stdin, lines or NUL-separated)', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'sagasu-lists-'));
+    const [a, b, c] = await makePhotos(join(dir, 'one'), 3);
+    const [d] = await makePhotos(join(dir, 'two', 'deeper'), 1);
+    const list = join(dir, 'list.txt');
+    await writeFile(list, `${c}\n\n${a}\n`);
+    const fromFile = await sagasuWithStdin(
+      ['features', '--json', join(dir, 'two'), '--files-from', list],
+      '',
+    );
+    expect(fromFile.code, fromFile.stderr).toBe(0);
+    expect((JSON.parse(fromFile.stdout) as FeaturesReport[]).map((r) => r.file)).toEqual([d, c, a]);
+    const fromStdin = await sagasuWithStdin(['features', '--json', '--files-from', '-'], `${b}\0${d}\0`);
+    expect(fromStdin.code, fromStdin.stderr).toBe(0);
+    expect((JSON.parse(fromStdin.stdout) as FeaturesReport[]).map((r) => r.file)).toEqual([b, d]);
+    const folder = await sagasuWithStdin(['features', '--json', join(dir, 'one')], '');
+    expect((JSON.parse(folder.stdout) as FeaturesReport[]).map((r) => r.file)).toEqual([a, b, c]);
+    const none = await sagasuWithStdin(['features', '--files-from', join(dir, 'none.txt')], '');
+    expect(none.code).toBe(1);
+    expect(none.stderr.trim()).toBe(`sagasu: ${join(dir, 'none.txt')}: cannot read the file list: ENOENT`);
+  });
+});
 
 describe.skipIf(!referenceDir || !cnnBuilt)(`sagasu features${skipNote({ shared: true, cnn: true })}`, () => {
   const photosDir = join(referenceDir as string, 'photos');

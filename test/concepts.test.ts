@@ -2,12 +2,18 @@
  * The concept lexicon: query words and phrases -> WordNet 3.0 synsets -> the ImageNet classes under them, read
  * from the committed models/concepts/lexicon.json and checked against WordNet itself (Debian wordnet-base).
  */
+import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildLexiconFromFiles, EDICT_FILE, WORDNET_DIR } from '../src-main/engine/concepts/build.ts';
+import {
+  buildLexiconFromFiles,
+  EDICT_FILE,
+  sourceFiles,
+  WORDNET_DIR,
+} from '../src-main/engine/concepts/build.ts';
 import {
   CLASS_COUNT,
   CONCEPT_LEXICON_FILE,
@@ -23,15 +29,28 @@ const hasWordnet = existsSync(join(WORDNET_DIR, 'data.noun'));
 const wordnetNote = hasWordnet
   ? ''
   : ' [skipped: WordNet 3.0 is not installed (apt-get install wordnet-base)]';
+const committed = JSON.parse(readFileSync(CONCEPT_LEXICON_FILE, 'utf8')) as {
+  sources: Record<string, string>;
+  classes: Array<{ synset: string }>;
+};
+/** The installed source files that differ from the ones the committed lexicon was built from. */
+function changedSources(): string[] {
+  return Object.entries(sourceFiles(synsetsFile)).flatMap(([name, file]) =>
+    createHash('sha256').update(readFileSync(file)).digest('hex') === committed.sources[`sha256 ${name}`]
+      ? []
+      : [name],
+  );
+}
 const rebuildNote =
   wordnetNote ||
   (existsSync(EDICT_FILE) ? '' : ' [skipped: EDICT is not installed (apt-get install edict)]') ||
-  (shared ? '' : ' [skipped: ../shared is absent; imagenet_synsets.txt lives there]');
+  (shared ? '' : ' [skipped: ../shared is absent; imagenet_synsets.txt lives there]') ||
+  (changedSources().length > 0
+    ? ` [skipped: the installed ${changedSources().join(', ')} differ from the release the lexicon was built from]`
+    : '');
 
 /** The ImageNet class list, read from the lexicon itself (n-offset per class index). */
-const classSynsets = (
-  JSON.parse(readFileSync(CONCEPT_LEXICON_FILE, 'utf8')) as { classes: Array<{ synset: string }> }
-).classes.map((c) => c.synset.slice(1));
+const classSynsets = committed.classes.map((c) => c.synset.slice(1));
 const classOf = (offset: string) => classSynsets.indexOf(offset);
 
 /** WordNet's own hyponym closure (hyponyms and instances) of a synset, straight from data.noun. */
@@ -119,6 +138,10 @@ describe('English queries reach ImageNet classes through WordNet', () => {
       [classOf('07930864'), classOf('03063599')].sort((a, b) => a - b),
     );
     expect((await classesOf('musical instruments')).length).toBeGreaterThan(20);
+    // "the sea" is WordNet's sibling of the seashore class, not its hypernym; it reaches it all the same.
+    expect(await classesOf('a lighthouse by the sea')).toEqual(
+      [classOf('02814860'), classOf('09428293')].sort((a, b) => a - b),
+    );
   });
 
   it('a word with no concept is listed as unknown, and its query scores NaN (not applicable)', async () => {
@@ -162,6 +185,9 @@ describe('Japanese queries reach the same concepts (EDICT, the app tokenizer)', 
     const sentence = await lexicon.query('犬が走っている', 'ja');
     expect(sentence.matches.map((m) => [m.term, m.lemma])).toEqual([['犬', 'dog']]);
     expect(sentence.unknown).toEqual(['走る']);
+    // する is "to do" here, never EDICT's kana spelling of 摺る ("to wear"), nor あり 蟻 (ant).
+    const verbs = await lexicon.query('犬が散歩をするのがあり', 'ja');
+    expect(verbs.matches.map((m) => m.lemma)).toEqual(['dog']);
   });
 });
 

@@ -4,11 +4,24 @@
  * that cannot be written and a damaged sidecar are typed errors that lose nothing.
  */
 import { execFile, spawnSync } from 'node:child_process';
-import { copyFile, mkdir, mkdtemp, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import {
+  chmod,
+  copyFile,
+  lstat,
+  mkdir,
+  mkdtemp,
+  readFile,
+  rm,
+  stat,
+  symlink,
+  utimes,
+  writeFile,
+} from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { parse } from 'csv-parse/sync';
+import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   exportRows,
@@ -193,6 +206,55 @@ describe.skipIf(!hasExiftool)(`XMP sidecars${note}`, () => {
       expect(read.Description).toBe(`Photo ${k}`);
       await unchanged(p, photoBytes);
     }
+  });
+
+  it('a sidecar path that is a folder, a link or read-only is refused and nothing in or behind it changes', async () => {
+    const folder = join(dir, 'odd-sidecars');
+    await mkdir(folder);
+    // A real JPEG, which ExifTool would happily rewrite if it were handed the folder that holds it.
+    const jpeg = await sharp({ create: { width: 8, height: 8, channels: 3, background: '#808080' } })
+      .jpeg()
+      .toBuffer();
+    const asFolder = await freshPhoto('odd-sidecars/folder.jpg');
+    const inside = join(sidecarPath(asFolder), 'inside.jpg');
+    await mkdir(sidecarPath(asFolder));
+    await writeFile(inside, jpeg);
+    const asLink = await freshPhoto('odd-sidecars/link.jpg');
+    const target = join(folder, 'target.xmp');
+    await run('exiftool', ['-XMP-dc:Subject=theirs', target]);
+    const targetBytes = await readFile(target);
+    await symlink(target, sidecarPath(asLink));
+    const readOnly = await freshPhoto('odd-sidecars/readonly.jpg');
+    await run('exiftool', ['-XMP-dc:Subject=frozen', sidecarPath(readOnly)]);
+    await chmod(sidecarPath(readOnly), 0o444);
+    const frozenBytes = await readFile(sidecarPath(readOnly));
+
+    const writer = new XmpWriter();
+    for (const [file, reason] of [
+      [asFolder, /is a folder, not a sidecar file/],
+      [asLink, /is a symbolic link/],
+      [readOnly, /is read-only.*chmod u\+w/],
+    ] as const) {
+      for (const write of [
+        () => writeXmpSidecar(file, { tags: ['new'], caption: 'New' }),
+        () => writer.write(file, { tags: ['new'], caption: 'New' }),
+      ]) {
+        const error = await write().catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(XmpError);
+        expect((error as XmpError).code).toBe('sidecar-refused');
+        expect((error as XmpError).subject).toBe(sidecarPath(file));
+        expect((error as XmpError).reason).toMatch(reason);
+      }
+    }
+    // The writer goes on with the next photo after refusing these.
+    const fine = await freshPhoto('odd-sidecars/fine.jpg');
+    expect(await writer.write(fine, { tags: ['ok'], caption: null })).toBe(sidecarPath(fine));
+    await writer.close();
+    expect((await readFile(inside)).equals(jpeg)).toBe(true);
+    expect((await readFile(target)).equals(targetBytes)).toBe(true);
+    expect((await lstat(sidecarPath(asLink))).isSymbolicLink()).toBe(true);
+    expect((await readFile(sidecarPath(readOnly))).equals(frozenBytes)).toBe(true);
+    expect((await stat(sidecarPath(readOnly))).mode & 0o777).toBe(0o444);
   });
 
   it('XmpWriter says how to install a missing exiftool', async () => {

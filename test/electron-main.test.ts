@@ -18,6 +18,7 @@ const state = vi.hoisted(() => ({
   handled: [] as string[],
   errorBoxes: [] as string[][],
   exits: [] as number[],
+  relaunches: [] as unknown[],
   quits: 0,
   openFails: null as Error | null,
   engineCalls: [] as Array<{ method: string; input: unknown }>,
@@ -66,6 +67,7 @@ vi.mock('electron', () => {
         state.quits++;
       },
       exit: (code: number) => state.exits.push(code),
+      relaunch: (options: unknown) => state.relaunches.push(options),
     },
     BrowserWindow,
     dialog: {
@@ -144,6 +146,7 @@ beforeEach(() => {
   state.handled.length = 0;
   state.errorBoxes.length = 0;
   state.exits.length = 0;
+  state.relaunches.length = 0;
   state.engineCalls.length = 0;
   state.quits = 0;
   state.closed = 0;
@@ -181,6 +184,21 @@ describe('electron main process', () => {
     expect(state.windows).toHaveLength(1);
     expect(state.windows[0]?.options.webPreferences.preload).toBe('/built/preload.cjs');
     expect(state.windows[0]?.loaded).toEqual(['sagasu-app://renderer/index.html']);
+  });
+
+  it('started with a command line long enough to crash onnxruntime, starts again without it', async () => {
+    const saved = process.argv;
+    const files = Array.from({ length: 1000 }, (_, k) => `/home/ann/Pictures/2024/holiday-${k}-camera.jpg`);
+    process.argv = [saved[0] as string, ...files];
+    try {
+      await launch();
+    } finally {
+      process.argv = saved;
+    }
+    expect(state.relaunches).toEqual([{ args: [] }]);
+    expect(state.exits).toEqual([0]);
+    expect(state.order).not.toContain('engine');
+    expect(state.windows).toHaveLength(0);
   });
 
   it('hardens every web contents created later', async () => {
@@ -230,6 +248,44 @@ describe('electron main process', () => {
     expect(state.errorBoxes[0]?.[1]).toContain('another Sagasu process has this library open');
     expect(state.exits).toEqual([1]);
     expect(state.engineCalls).toHaveLength(0);
+  });
+
+  it('keeps the window and lets it show what to run when better-sqlite3 has no build for Electron', async () => {
+    // The modules main.ts is about to import (fresh after resetModules), as the engine worker's error would be.
+    const { currentTarget, loadFailure, NativeModuleError } = await import(
+      '../src-main/engine/library/sqlite.ts'
+    );
+    const target = currentTarget({ ...process.versions, electron: '45.5.0', modules: '150' });
+    const binary = '/checkout/node_modules/better-sqlite3/build/Release/better_sqlite3.node';
+    state.openFails = new NativeModuleError(
+      binary,
+      loadFailure(
+        binary,
+        new Error('compiled against a different Node.js version using NODE_MODULE_VERSION 115'),
+        target,
+      ),
+    );
+    await launch();
+    expect(state.errorBoxes).toEqual([]);
+    expect(state.exits).toEqual([]);
+    expect(state.windows).toHaveLength(1);
+    // The renderer's first call (status) gets the error its banner shows.
+    const invoke = state.ipc.get('sagasu:invoke') as (
+      event: unknown,
+      method: string,
+      input: unknown,
+    ) => Promise<unknown>;
+    const answer = await invoke({ senderFrame: { url: 'sagasu-app://renderer/index.html' } }, 'status', {});
+    expect(answer).toEqual({
+      ok: false,
+      error: {
+        code: 'native-module',
+        subject: binary,
+        message: expect.stringContaining(
+          "`npm run setup` on a machine with internet fetches Electron's build",
+        ),
+      },
+    });
   });
 });
 

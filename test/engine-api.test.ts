@@ -158,6 +158,8 @@ describe.skipIf(note)(`engine api: a real library of Flickr8k photos${note}`, ()
       true,
     );
     expect(tags.map((t) => t.text)).toContain('dog');
+    // The classifier's concepts join the caption words: a dog photo is also a mammal.
+    expect(tags.map((t) => t.text)).toContain('mammal');
     const again = await engine.invoke('image.get', { imageId: id });
     expect(again.captions.map((c) => c.id)).toEqual(captions.map((c) => c.id));
   });
@@ -199,6 +201,11 @@ describe.skipIf(note)(`engine api: a real library of Flickr8k photos${note}`, ()
         execFileSync('exiftool', ['-j', '-XMP-dc:all', sidecar], { encoding: 'utf8' }),
       );
       expect([meta.Subject].flat()).toEqual(expect.arrayContaining(['dog', '浜辺']));
+      // "dog" names a WordNet concept, so Lightroom gets its hierarchy too; the user's 浜辺 has none.
+      const [lr] = JSON.parse(
+        execFileSync('exiftool', ['-j', '-XMP-lr:HierarchicalSubject', sidecar], { encoding: 'utf8' }),
+      );
+      expect([lr.HierarchicalSubject].flat()).toEqual([expect.stringMatching(/^animal\|.*\|mammal\|dog$/)]);
       expect(meta.Description).toBe('Our dog on the beach at Kamakura');
       expect(readFileSync(photo).equals(before)).toBe(true);
       const csv = await engine.invoke('export', { format: 'csv' });

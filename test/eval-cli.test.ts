@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -78,6 +79,21 @@ describe.skipIf(!cnnBuilt)(`sagasu eval${skipNote({ cnn: true })}`, () => {
     expect(stdout).toMatch(/left out: photo .*d\.jpg: (unsupported-format|corrupt): /);
     expect(stdout).toContain(`left out: caption "!!!" (${sets.csv}:9): no words to encode`);
     expect(stderr).toContain(join(report, 'index.html'));
+  });
+
+  it('a report folder that cannot be made: the figures come first, then one line naming it, exit 1', async () => {
+    // /etc/passwd/x: a file in the way (ENOTDIR). /proc/x: Node's recursive mkdir loops forever there.
+    const targets = ['/etc/passwd/x', ...(existsSync('/proc/self') ? ['/proc/x'] : [])];
+    const runs = await Promise.all(
+      targets.map((report) => sagasu(['eval', '--dataset', sets.csv, '--report', report])),
+    );
+    for (const [k, { code, stdout, stderr }] of runs.entries()) {
+      expect(code).toBe(1);
+      expect(stdout).toMatch(/^fne\s+0\.0\s+100\.0/m);
+      const last = stderr.trim().split('\n').at(-1);
+      expect(last).toMatch(new RegExp(`^sagasu: ${targets[k]}: cannot be (written|made): `));
+      expect(stderr).not.toMatch(/\n\s+at /);
+    }
   });
 
   it('names the file and line of a malformed data set and exits 1', async () => {

@@ -13,9 +13,10 @@ import {
   standardize,
   statsBinPath,
   statsMetaPath,
+  statsPaths,
   ternarize,
 } from '../src-main/engine/fne/index.ts';
-import { cnnBuilt, referenceDir, shared, skipNote } from './helpers/shared.ts';
+import { cnnBuilt, referenceDir, resnetBuilt, shared, skipNote } from './helpers/shared.ts';
 
 describe('standardize and ternarize', () => {
   it('applies the paper thresholds: > 0.15 -> +1, < -0.25 -> -1, else 0, boundaries included in 0', () => {
@@ -51,6 +52,19 @@ describe('standardize and ternarize', () => {
     }
     expect(std[2]).toBe(0);
   });
+
+  it('a run resumed from a checkpoint ends with exactly the statistics of an uninterrupted one', () => {
+    const rows = Array.from({ length: 30 }, (_, i) => Float32Array.of(i * 0.1, Math.cos(i), i % 7));
+    const whole = new StatsAccumulator(3);
+    for (const r of rows) whole.add(r);
+    const first = new StatsAccumulator(3);
+    for (const r of rows.slice(0, 12)) first.add(r);
+    const resumed = StatsAccumulator.resume(3, Float64Array.from(first.checkpoint())) as StatsAccumulator;
+    expect(resumed.count).toBe(12);
+    for (const r of rows.slice(12)) resumed.add(r);
+    expect(resumed.finish()).toEqual(whole.finish());
+    expect(StatsAccumulator.resume(4, first.checkpoint())).toBeUndefined();
+  });
 });
 
 describe('the committed FNE statistics', () => {
@@ -70,6 +84,22 @@ describe('the committed FNE statistics', () => {
     },
   );
 
+  it('ResNet-50 has its own: 26,560 means and stds of the same 6,000 images, intact', async () => {
+    const paths = statsPaths('resnet50');
+    const stats = await loadStats(paths.bin, paths.meta);
+    expect(stats.meta).toMatchObject({ dim: 26560, images: 6000, mode: 'float', std: 'population' });
+    expect(stats.std.every((s) => Number.isFinite(s) && s >= 0)).toBe(true);
+  });
+
+  it.skipIf(!resnetBuilt)(
+    `ResNet-50's were computed with the ResNet-50 this checkout builds${skipNote({ resnet: true })}`,
+    async () => {
+      const paths = statsPaths('resnet50');
+      const stats = await loadStats(paths.bin, paths.meta);
+      expect(stats.meta.cnnSha256).toBe((await verifiedCnn('float', undefined, 'resnet50')).onnx.sha256);
+    },
+  );
+
   it('a damaged statistics file is refused by name, with the sha256 expected', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'sagasu-stats-'));
     const bin = join(dir, 'stats.bin');
@@ -85,6 +115,18 @@ describe('the committed FNE statistics', () => {
     expect((error as Error).message).toContain(expected);
     await expect(loadStats(join(dir, 'absent.bin'), meta)).rejects.toMatchObject({ code: 'missing' });
   });
+
+  it.skipIf(!resnetBuilt)(
+    `statistics of another CNN are refused before a session opens, naming both sizes${skipNote({ resnet: true })}`,
+    async () => {
+      const error = await FneExtractor.open({ backbone: 'resnet50', stats: await loadStats() }).catch(
+        (e: unknown) => e,
+      );
+      expect(error).toBeInstanceOf(ModelError);
+      expect(error).toMatchObject({ code: 'invalid-model', subject: 'stats' });
+      expect((error as Error).message).toMatch(/17056-d FNE, but the resnet50 CNN gives 26560 features/);
+    },
+  );
 });
 
 describe.skipIf(!cnnBuilt || !shared)(

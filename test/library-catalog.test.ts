@@ -206,6 +206,17 @@ describe('library catalog (SQLite)', () => {
     expect(ids({ types: ['png'] })).toEqual([b]);
     expect(ids({ types: ['jpeg'], folder: join(root, '2019') })).toEqual([a]);
   });
+
+  it('filters by a folder whose name is not ASCII (emoji, kana) like any other', () => {
+    const trip = add('📷trip/a.jpg');
+    const deeper = add('📷trip/京都 🍁/b.jpg');
+    const other = add('📷tripx/c.jpg');
+    const ids = (folder: string) => [...(catalog.filterIds({ folder }) ?? [])].sort();
+    expect(ids(join(root, '📷trip'))).toEqual([trip, deeper].sort());
+    expect(ids(join(root, '📷trip', '京都 🍁'))).toEqual([deeper]);
+    expect(ids(join(root, '📷tripx'))).toEqual([other]);
+    expect(ids(join(root, '📷'))).toEqual([]);
+  });
 });
 
 describe('compact vectors (int8 with a per-vector scale)', () => {

@@ -1,9 +1,11 @@
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, utimes, writeFile } from 'node:fs/promises';
-import { type AddressInfo, createServer } from 'node:net';
+import { type AddressInfo, connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { LOCK_FILE } from '../src-main/engine/library/index.ts';
 import { projectRoot } from '../src-main/engine/paths.ts';
 import { defaultLibraryDir } from '../src-main/server/config.ts';
 import { rendererStale } from '../src-main/server/renderer.ts';
@@ -165,4 +167,66 @@ describe(`npm start without Electron${note}`, () => {
       blocker.close();
     }
   });
+
+  it.skipIf(note !== '')(
+    'a WebSocket refused for a wrong token is closed, and SIGTERM still stops the server and frees the library',
+    async () => {
+      const library = await tempDir();
+      const child = spawn(
+        process.execPath,
+        ['--import', 'tsx', join(projectRoot, 'src-main', 'server', 'main.ts'), '--no-demo', '--no-build'],
+        {
+          cwd: projectRoot,
+          env: { ...process.env, SAGASU_LIBRARY_DIR: library },
+          stdio: ['ignore', 'pipe', 'pipe'],
+        },
+      );
+      const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+      try {
+        const url = await new Promise<string>((resolve, reject) => {
+          let out = '';
+          child.stdout.on('data', (chunk) => {
+            out += chunk;
+            if (out.includes('\n')) resolve(out.split('\n')[0] as string);
+          });
+          void exited.then((code) => reject(new Error(`exited ${code} before printing a URL`)));
+        });
+        const { port, hash } = new URL(url);
+        const token = hash.slice('#token='.length);
+        // Once this answers, the engine is open and the server's signal handlers are in place.
+        const status = await fetch(`http://127.0.0.1:${port}/api/call/status`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${token}` },
+        });
+        expect(status.status).toBe(200);
+        expect(existsSync(join(library, LOCK_FILE))).toBe(true);
+        // A stale tab: an upgrade with the token of an earlier run, the socket left open on our side.
+        const socket = connect(Number(port), '127.0.0.1');
+        let answer = '';
+        socket.on('data', (chunk) => {
+          answer += chunk;
+        });
+        const closedByServer = new Promise<void>((resolve) => socket.on('close', () => resolve()));
+        socket.write(
+          [
+            `GET /api/events?token=${'x'.repeat(token.length)} HTTP/1.1`,
+            `Host: 127.0.0.1:${port}`,
+            'Connection: Upgrade',
+            'Upgrade: websocket',
+            'Sec-WebSocket-Version: 13',
+            'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==',
+            '',
+            '',
+          ].join('\r\n'),
+        );
+        await closedByServer;
+        expect(answer).toMatch(/^HTTP\/1\.1 401/);
+        child.kill('SIGTERM');
+        expect(await exited).toBe(0);
+        expect(existsSync(join(library, LOCK_FILE))).toBe(false);
+      } finally {
+        child.kill('SIGKILL');
+      }
+    },
+  );
 });

@@ -1,5 +1,6 @@
 import { SingleBar } from 'cli-progress';
 import { Command, InvalidArgumentError } from 'commander';
+import { CNN_BACKBONES, type CnnBackbone } from '../engine/cnn/index.ts';
 import { DEFAULT_MIN_COUNT, defaultPreparedDir, prepareFlickr8k } from '../engine/datasets/prepare.ts';
 import { defaultPreparedJaDir, prepareFlickr8kJapanese } from '../engine/datasets/prepare-ja.ts';
 import { runCommand } from './run.ts';
@@ -31,6 +32,16 @@ const program = new Command('data:prepare')
     defaultPreparedDir,
   )
   .option(
+    '--backbone <name>',
+    `the CNN (${CNN_BACKBONES.join(' or ')}); not the default: the output defaults to ${defaultPreparedDir}-<name>`,
+    (v: string) => {
+      if (!(CNN_BACKBONES as readonly string[]).includes(v))
+        throw new InvalidArgumentError(`expected ${CNN_BACKBONES.join(' or ')}`);
+      return v;
+    },
+    'mobilenet_v2',
+  )
+  .option(
     '--out <dir>',
     `output folder (default ${defaultPreparedDir}, with --lang ja ${defaultPreparedJaDir})`,
   )
@@ -49,6 +60,7 @@ await runCommand('data:prepare', async () => {
   program.parse(process.argv);
   const options = program.opts<{
     lang: 'en' | 'ja';
+    backbone: CnnBackbone;
     images: string;
     out?: string;
     minCount: number;
@@ -73,7 +85,12 @@ await runCommand('data:prepare', async () => {
   });
   let started = false;
   const report = await prepareFlickr8k({
-    out: options.out ?? defaultPreparedDir,
+    backbone: options.backbone,
+    out:
+      options.out ??
+      (options.backbone === 'mobilenet_v2'
+        ? defaultPreparedDir
+        : `${defaultPreparedDir}-${options.backbone}`),
     minCount: options.minCount,
     batchSize: options.batchSize,
     ...(options.limitImages !== undefined ? { limitImages: options.limitImages } : {}),

@@ -4,6 +4,7 @@ import {
   EMBEDDING_CHOICES,
   type EmbeddingChoice,
   type EvalLang,
+  type EvalRun,
   evalSummary,
   figureTable,
   runEval,
@@ -85,28 +86,34 @@ export function registerEval(program: Command): void {
         },
       });
       if (started) bar.stop();
-      const report = options.report ? await writeEvalReport(run, options.report) : undefined;
-      if (report)
+      // The figures first: a report folder that cannot be written must not lose what was computed.
+      printRun(run, options.json === true);
+      if (options.report) {
+        const report = await writeEvalReport(run, options.report);
         log(`eval: report in ${report.html} and ${report.markdown} (${report.thumbnails} thumbnails)`);
-      if (options.json) {
-        console.log(JSON.stringify(evalSummary(run), null, 2));
-        return;
       }
-      console.log(
-        `${run.dataset} (${run.format}${run.split ? `, ${run.split} split` : ''}, ${run.lang}): ${run.images} photos, ${run.captions} captions`,
-      );
-      console.log(figureTable(run));
-      for (const note of run.notes) console.log(`note: ${note}`);
-      const named = [
-        ...run.skipped.images.map((s) => `photo ${s.file}: ${s.code}: ${s.reason}`),
-        ...run.skipped.captions.map((s) => `caption ${JSON.stringify(s.text)} (${s.where}): ${s.reason}`),
-        ...run.skipped.uncaptioned.map((file) => `photo ${file}: no usable caption`),
-      ];
-      for (const line of named.slice(0, LIST_AT_MOST)) console.log(`  left out: ${line}`);
-      if (named.length > LIST_AT_MOST)
-        console.log(`  … and ${named.length - LIST_AT_MOST} more (--json lists all)`);
-      console.log(
-        `features: ${run.features.computed} photos through the CNN, ${run.features.reused} from the cache; ${run.seconds.total.toFixed(1)} s in all (${run.seconds.cnn.toFixed(1)} s CNN)`,
-      );
     });
+}
+
+function printRun(run: EvalRun, json: boolean): void {
+  if (json) {
+    console.log(JSON.stringify(evalSummary(run), null, 2));
+    return;
+  }
+  console.log(
+    `${run.dataset} (${run.format}${run.split ? `, ${run.split} split` : ''}, ${run.lang}): ${run.images} photos, ${run.captions} captions`,
+  );
+  console.log(figureTable(run));
+  for (const note of run.notes) console.log(`note: ${note}`);
+  const named = [
+    ...run.skipped.images.map((s) => `photo ${s.file}: ${s.code}: ${s.reason}`),
+    ...run.skipped.captions.map((s) => `caption ${JSON.stringify(s.text)} (${s.where}): ${s.reason}`),
+    ...run.skipped.uncaptioned.map((file) => `photo ${file}: no usable caption`),
+  ];
+  for (const line of named.slice(0, LIST_AT_MOST)) console.log(`  left out: ${line}`);
+  if (named.length > LIST_AT_MOST)
+    console.log(`  … and ${named.length - LIST_AT_MOST} more (--json lists all)`);
+  console.log(
+    `features: ${run.features.computed} photos through the CNN, ${run.features.reused} from the cache; ${run.seconds.total.toFixed(1)} s in all (${run.seconds.cnn.toFixed(1)} s CNN)`,
+  );
 }

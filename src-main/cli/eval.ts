@@ -52,7 +52,7 @@ async function tokenDrift(model: JointModel, data: PreparedSplit): Promise<strin
   if (createHash('sha256').update(vocab).digest('hex') !== data.vocabSha256) return undefined;
   let differ = 0;
   for (const [k, caption] of data.captions.entries()) {
-    const now = model.text.tokenIds(caption.text);
+    const now = model.text.vocabularyIds(caption.text);
     const then = data.storedTokens[k] as Int32Array;
     if (now.length !== then.length || now.some((id, t) => id !== then[t])) differ++;
   }

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { SingleBar } from 'cli-progress';
@@ -9,11 +10,14 @@ import {
   type IndexProgress,
   LANGS,
   openEngine,
+  readOnlyStatus,
   type SearchFilters,
   type SearchPage,
+  type Status,
   type Tag,
 } from '../engine/api/index.ts';
-import { ArgumentError } from '../engine/errors.ts';
+import { ArgumentError, SagasuError } from '../engine/errors.ts';
+import { writeError } from '../engine/files.ts';
 import { defaultLibraryDir } from '../engine/paths.ts';
 
 interface Common {
@@ -27,10 +31,10 @@ const libraryOption = () =>
     `$SAGASU_LIBRARY_DIR or ${defaultLibraryDir()}`,
   );
 
+const libraryDirOf = (options: Common) => (options.library ? resolve(options.library) : defaultLibraryDir());
+
 async function withEngine<T>(options: Common, body: (engine: EngineHost) => Promise<T>): Promise<T> {
-  const engine = await openEngine({
-    libraryDir: options.library ? resolve(options.library) : defaultLibraryDir(),
-  });
+  const engine = await openEngine({ libraryDir: libraryDirOf(options) });
   try {
     return await body(engine);
   } finally {
@@ -137,7 +141,11 @@ export function registerLibrary(program: Command): void {
     .argument('[dir]', 'a folder of photos; without one, every folder already in the library')
     .addOption(libraryOption())
     .option('--json', 'print the final progress as JSON')
-    .action(async (dir: string | undefined, options: Common) => {
+    .option(
+      '--remove-missing',
+      'photos gone from a folder that looks unmounted (emptied, another disk, most gone at once) are really gone: remove them',
+    )
+    .action(async (dir: string | undefined, options: Common & { removeMissing?: boolean }) => {
       await withEngine(options, async (engine) => {
         let rootId: number | undefined;
         if (dir) {
@@ -150,7 +158,10 @@ export function registerLibrary(program: Command): void {
         const cancel = () => void engine.invoke('index.cancel', {});
         process.once('SIGINT', cancel);
         try {
-          await engine.invoke('index.start', rootId === undefined ? {} : { rootId });
+          await engine.invoke('index.start', {
+            ...(rootId === undefined ? {} : { rootId }),
+            removeMissing: options.removeMissing === true,
+          });
           const final = await engine.whenIdle();
           reporter.stop();
           if (options.json) print(final);
@@ -158,6 +169,13 @@ export function registerLibrary(program: Command): void {
             console.error(
               `index: ${final.state}: ${final.done} of ${final.total} photos, ${final.failed} could not be read (sagasu status lists them)`,
             );
+          const { roots } = await engine.invoke('status', {});
+          for (const r of roots)
+            if (r.offlineReason !== null && (rootId === undefined || r.id === rootId))
+              console.error(`index: ${r.path} is offline: ${r.offlineReason}`);
+          // Offline with its folder there: held back by the walk, which only the person can overrule.
+          if (roots.some((r) => !r.online && existsSync(r.path)))
+            console.error('index: if those photos are really gone, run sagasu index --remove-missing');
         } finally {
           off();
           process.off('SIGINT', cancel);
@@ -240,17 +258,27 @@ export function registerLibrary(program: Command): void {
     .addOption(libraryOption())
     .option('--json', 'one JSON object on stdout')
     .action(async (options: Common) => {
-      await withEngine(options, async (engine) => {
-        const status = await engine.invoke('status', {});
+      const show = (status: Status) => {
         if (options.json) return print(status);
-        const { images, model } = status;
+        const { images, model, failures } = status;
         console.log(`model ${model.name} (${model.dim}-d, ${model.languages.join(' + ')})`);
         console.log(
-          `${images.indexed} indexed, ${images.pending} pending, ${images.failed} could not be read`,
+          `${images.indexed} indexed, ${images.pending} pending, ${failures.length} could not be read`,
         );
         for (const r of status.roots)
-          console.log(`  ${r.online ? '' : '[offline] '}${r.path}: ${r.images} photos, ${r.failed} failed`);
-      });
+          console.log(
+            `  ${r.online ? '' : '[offline] '}${r.path}: ${r.images} photos, ${r.failed} failed${r.offlineReason === null ? '' : ` (${r.offlineReason})`}`,
+          );
+        for (const f of failures) console.log(`  could not read ${f.path}: ${f.reason}`);
+      };
+      try {
+        await withEngine(options, async (engine) => show(await engine.invoke('status', {})));
+      } catch (error) {
+        // Looking needs no writing: a library on a read-only disk is shown as it was stored.
+        if (!(error instanceof SagasuError) || error.code !== 'library-read-only') throw error;
+        console.error(`status: ${error.subject}: read-only, shown as stored (nothing can be indexed there)`);
+        show(await readOnlyStatus({ libraryDir: libraryDirOf(options) }));
+      }
     });
 
   program
@@ -265,7 +293,10 @@ export function registerLibrary(program: Command): void {
       await withEngine(options, async (engine) => {
         if (options.format !== 'xmp') {
           const { text } = await engine.invoke('export', { format: options.format });
-          if (options.output) await writeFile(options.output, text);
+          if (options.output)
+            await writeFile(options.output, text).catch((error: unknown) => {
+              throw writeError(resolve(options.output as string), error);
+            });
           else process.stdout.write(text);
           return;
         }

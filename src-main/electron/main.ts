@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import { app, type BrowserWindow, dialog, ipcMain, protocol, session } from 'electron';
+import { argvBytes, LONG_ARGV } from '../cli/argv.ts';
 import { toApiError } from '../engine/api/contract.ts';
 import { openEngineWorker } from '../engine/api/index.ts';
 import { bootstrapLibrary } from '../server/bootstrap.ts';
@@ -78,7 +79,13 @@ async function start(): Promise<void> {
   try {
     await opening;
   } catch (error) {
-    const { message } = toApiError(error);
+    const { code, message } = toApiError(error);
+    // No better-sqlite3 for Electron's ABI is the checkout's state, not the library's: the window stays, and its
+    // banner shows this error (every call carries it) with the command that fixes it.
+    if (code === 'native-module') {
+      console.error(`sagasu: ${message}`);
+      return;
+    }
     dialog.showErrorBox('Sagasu cannot open its library', `${libraryDir}\n\n${message}`);
     app.exit(1);
     return;
@@ -88,8 +95,13 @@ async function start(): Promise<void> {
   if (first.added) console.log(`sagasu: ${first.reason}`);
 }
 
-// One window per library: a second start focuses the first instead of fighting over the library lock.
-if (app.requestSingleInstanceLock()) {
+if (argvBytes(process.argv) > LONG_ARGV) {
+  // onnxruntime crashes on a long command line (README, "Known issues"), and the window takes no arguments of
+  // its own: a start with many (a pile of files dropped on the launcher) starts again without them.
+  app.relaunch({ args: process.argv.slice(1, process.defaultApp ? 2 : 1) });
+  app.exit(0);
+} else if (app.requestSingleInstanceLock()) {
+  // One window per library: a second start focuses the first instead of fighting over the library lock.
   start().catch((error) => {
     console.error(error);
     app.exit(1);

@@ -16,6 +16,14 @@ export const modelsDir = process.env.SAGASU_MODELS_DIR ?? join(projectRoot, 'mod
 export const cacheDir = process.env.SAGASU_CACHE_DIR ?? join(projectRoot, '.cache');
 
 /**
+ * better-sqlite3 builds for runtimes other than the one npm ci built for (Electron's Node, a second Node), one
+ * folder per target (`npm run native:build`, run by setup). Beside the checkout, never under SAGASU_CACHE_DIR:
+ * an installed app has none, and uses the binary electron-builder rebuilt in node_modules. SAGASU_NATIVE_DIR
+ * points elsewhere.
+ */
+export const nativeDir = process.env.SAGASU_NATIVE_DIR ?? join(projectRoot, '.cache', 'native');
+
+/**
  * The team's shared folder (data sets, the upstream model mirror) when this machine has one:
  * SAGASU_SHARED, else ../shared beside the checkout. Undefined for a user's installed app.
  */

@@ -1,6 +1,7 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fastifyStatic from '@fastify/static';
@@ -113,6 +114,10 @@ export async function buildServer(options: ServerOptions & { token: string }): P
   const app = Fastify({ logger: options.logger ?? false, bodyLimit: 1024 * 1024 });
   const csp = contentSecurityPolicy({ connect: ['ws://127.0.0.1:*', 'ws://localhost:*'] });
 
+  // Before the checks below: its onRequest hook marks an upgrade, so that when a check refuses one, its
+  // onResponse destroys the raw socket (otherwise left open in CLOSE-WAIT, keeping close() from finishing).
+  await app.register(fastifyWebsocket, { options: { maxPayload: 64 * 1024 } });
+
   app.addHook('onRequest', async (request, reply) => {
     if (!LOCAL_HOST.test(request.headers.host ?? '')) {
       return fail(reply, {
@@ -198,8 +203,6 @@ export async function buildServer(options: ServerOptions & { token: string }): P
   app.setNotFoundHandler((request, reply) =>
     fail(reply, { code: 'not-found', subject: request.url.split('?')[0] ?? '', message: 'no such page' }),
   );
-
-  await app.register(fastifyWebsocket, { options: { maxPayload: 64 * 1024 } });
 
   app.post<{ Params: { method: string } }>('/api/call/:method', async (request, reply) => {
     const method = request.params.method;
@@ -306,6 +309,12 @@ export async function buildServer(options: ServerOptions & { token: string }): P
 export async function startServer(options: ServerOptions): Promise<RunningServer> {
   const token = options.token ?? newToken();
   const app = await buildServer({ ...options, token });
+  // Every socket, upgraded ones included (the HTTP server stops tracking those), so close() can end them.
+  const sockets = new Set<Socket>();
+  app.server.on('connection', (socket: Socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  });
   await app.listen({ host: HOST, port: options.port ?? 0 });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : (options.port ?? 0);
@@ -316,6 +325,12 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     token,
     origin,
     browserUrl: `${origin}/#token=${token}`,
-    close: () => app.close(),
+    close: async () => {
+      const closing = app.close();
+      // A request still running or a socket a client never closed must not keep the process (and the
+      // library lock) alive: once the server stops listening, whatever is left is cut.
+      for (const socket of sockets) socket.destroy();
+      await closing;
+    },
   };
 }

@@ -41,6 +41,7 @@ export function httpStatus(error: ApiError): number {
     case 'exiftool-missing':
     case 'index-save-failed':
     case 'catalog-invalid':
+    case 'native-module':
     case 'caption-bank':
     case 'invalid-vocabulary':
     case 'no-statistics':

@@ -7,7 +7,19 @@ import { ArgumentError, SagasuError } from '../errors.ts';
  */
 
 const id = z.number().int().positive();
-const day = z.string().regex(/^\d{4}-\d{2}-\d{2}$/, 'expected a date as YYYY-MM-DD');
+const day = z
+  .string()
+  .regex(/^\d{4}-\d{2}-\d{2}$/, 'expected a date as YYYY-MM-DD')
+  .refine(isCalendarDay, { error: (issue) => `${String(issue.input)} is not a day of the calendar` });
+
+/** 2024-02-29 is; 2024-02-31 and 2023-02-29 are not (a Date would roll them over into March). */
+function isCalendarDay(text: string): boolean {
+  const [y, m, d] = text.split('-').map(Number) as [number, number, number];
+  const date = new Date(0);
+  // setUTCFullYear, unlike Date.UTC, does not read years 0-99 as 1900-1999.
+  date.setUTCFullYear(y, m - 1, d);
+  return date.getUTCFullYear() === y && date.getUTCMonth() === m - 1 && date.getUTCDate() === d;
+}
 
 export const FILE_TYPES = ['jpeg', 'png', 'webp', 'tiff', 'gif', 'avif', 'heic'] as const;
 export type FileType = (typeof FILE_TYPES)[number];
@@ -40,7 +52,16 @@ export const methods = {
   'roots.add': z.object({ path: z.string().min(1).max(4096) }).strict(),
   'roots.remove': z.object({ rootId: id }).strict(),
   /** Walks the roots (all, or one) and indexes what changed; progress arrives as 'index.progress' events. */
-  'index.start': z.object({ rootId: id.optional() }).strict(),
+  'index.start': z
+    .object({
+      rootId: id.optional(),
+      /**
+       * The person confirms that photos gone from the folders are really gone: a folder that looks unmounted
+       * (no photos left, another disk, most photos gone at once) is taken as it is instead of held offline.
+       */
+      removeMissing: z.boolean().default(false),
+    })
+    .strict(),
   'index.pause': z.object({}).strict(),
   'index.resume': z.object({}).strict(),
   'index.cancel': z.object({}).strict(),
@@ -109,6 +130,11 @@ export interface RootInfo {
   path: string;
   /** false while the folder is missing (an unplugged disk): its photos stay in the catalog, unsearchable. */
   online: boolean;
+  /**
+   * Why it is offline (null while online): the folder is missing, or the last index held it back because it
+   * looked unmounted (no photos left, another disk, most photos gone at once) and removed nothing.
+   */
+  offlineReason: string | null;
   images: number;
   failed: number;
 }
@@ -129,6 +155,8 @@ export interface IndexProgress {
 export interface Status {
   roots: RootInfo[];
   images: { total: number; indexed: number; failed: number; pending: number };
+  /** Everything that could not be read, by path: photos, folders that cannot be listed, names not in UTF-8. */
+  failures: Array<{ path: string; reason: string }>;
   model: { name: string; dim: number; languages: Array<'en' | 'ja'> };
   index: IndexProgress;
 }

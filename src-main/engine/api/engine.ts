@@ -1,8 +1,8 @@
 import { EventEmitter } from 'node:events';
 import { mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
-import { extname, join } from 'node:path';
+import { extname, isAbsolute, join, relative, resolve } from 'node:path';
 import sharp from 'sharp';
-import { ConceptLexicon } from '../concepts/index.ts';
+import { ConceptLexicon, conceptTags } from '../concepts/index.ts';
 import {
   CaptionBank,
   exportRows,
@@ -12,7 +12,7 @@ import {
   tagsFor,
   XmpWriter,
 } from '../describe/index.ts';
-import { ArgumentError, SagasuError } from '../errors.ts';
+import { ArgumentError, ImageError, SagasuError } from '../errors.ts';
 import { FneExtractor } from '../fne/index.ts';
 import {
   conceptScores,
@@ -23,8 +23,9 @@ import {
   unknownShare,
   zNormalize,
 } from '../fusion/index.ts';
+import { readPhotoFile } from '../image/index.ts';
 import { JointModel, jointModelsDir } from '../joint/index.ts';
-import { type ImageRecord, Library } from '../library/index.ts';
+import { type ImageRecord, Library, PHOTO_EXTENSIONS } from '../library/index.ts';
 import {
   type Caption,
   type Events,
@@ -102,6 +103,16 @@ const MIME: Record<string, string> = {
   '.heic': 'image/heic',
 };
 
+/** What media may serve, by the format sharp reads from the bytes (AVIF and HEIC are both HEIF to it). */
+const SERVED_FORMATS: Record<string, string> = {
+  jpeg: 'image/jpeg',
+  png: 'image/png',
+  webp: 'image/webp',
+  gif: 'image/gif',
+  tiff: 'image/tiff',
+  heif: 'image/heif',
+};
+
 /** The in-process engine: the library, the models and the describe room behind the one contract. */
 export class Engine implements EngineHost {
   private readonly events = new EventEmitter();
@@ -109,6 +120,7 @@ export class Engine implements EngineHost {
   private ranked: RankedQuery | null = null;
   private bank: Promise<CaptionBank> | null = null;
   private explainer: Promise<LayerExplainer> | null = null;
+  private lexicon: Promise<ConceptLexicon> | null = null;
 
   private constructor(
     private readonly options: EngineOptions,
@@ -191,7 +203,7 @@ export class Engine implements EngineHost {
         return removed;
       }
       case 'index.start':
-        return this.startIndexing(a.rootId as number | undefined);
+        return this.startIndexing(a.rootId as number | undefined, a.removeMissing as boolean);
       case 'index.pause':
         this.library.pause();
         return this.progress();
@@ -240,18 +252,20 @@ export class Engine implements EngineHost {
     return {
       roots: this.library.roots(),
       images: this.library.counts(),
+      failures: this.library.failures(),
       model: { name: this.model.name, dim: this.model.dim, languages: this.model.languages },
       index: this.progress(),
     };
   }
 
-  private startIndexing(rootId: number | undefined): IndexProgress {
+  private startIndexing(rootId: number | undefined, removeMissing = false): IndexProgress {
     if (!this.job) {
       let done = 0;
       let announced = 0;
       this.job = this.library
         .index({
           ...(rootId === undefined ? {} : { rootId }),
+          removeMissing,
           onProgress: (p) => {
             this.emit('index.progress', p);
             if (p.done === done) return;
@@ -466,13 +480,14 @@ export class Engine implements EngineHost {
     };
   }
 
-  private async features(path: string): Promise<{ fne: Int8Array }> {
+  private async features(path: string): Promise<{ fne: Int8Array; probs: Float32Array }> {
     for await (const result of this.extractor.extract([path])) {
       if (!result.ok) throw result.error;
-      const { fne } = result.features;
+      const { fne, probs } = result.features;
       if (!fne)
         throw new SagasuError('no-statistics', path, 'the FNE statistics are missing (npm run setup)');
-      return { fne };
+      // The classifier's background output (index 0) is no concept.
+      return { fne, probs: probs.subarray(1) };
     }
     throw new ArgumentError('path', `${path}: nothing was extracted`);
   }
@@ -494,23 +509,49 @@ export class Engine implements EngineHost {
         `image ${imageId}`,
         'has no embedding yet (still indexing, or it failed)',
       );
-    const bank = await this.captionBank();
-    this.library.setAutoDescriptions(imageId, bank.captionsFor(vector, 5), tagsFor(bank, vector));
+    const [bank, lexicon] = await Promise.all([this.captionBank(), this.conceptLexicon()]);
+    // The concept tags need the photo's class probabilities, from one CNN pass over the file; a photo that
+    // cannot be read now (moved, its disk offline) still gets the tags of its stored vector.
+    const probs = await this.features(this.image(imageId).path).then(
+      (f) => f.probs,
+      (error: unknown) => {
+        if (error instanceof ImageError) return null;
+        throw error;
+      },
+    );
+    this.library.setAutoDescriptions(
+      imageId,
+      bank.captionsFor(vector, 5),
+      withConceptTags(tagsFor(bank, vector), probs ? conceptTags(lexicon, probs) : []),
+    );
     this.emit('library.changed', { imageIds: [imageId] });
     return this.library.descriptions(imageId);
   }
 
   /** An outside file's captions and tags: computed, not stored (id 0: nothing to review). */
   private async describeFile(path: string): Promise<Output<'image.describe'>> {
-    const [vector, bank] = await Promise.all([this.embedFile(path), this.captionBank()]);
+    const [features, bank, lexicon] = await Promise.all([
+      this.features(path),
+      this.captionBank(),
+      this.conceptLexicon(),
+    ]);
+    const vector = await this.model.embedImages([features]);
     return {
       captions: bank
         .captionsFor(vector, 5)
         .map(({ text, score }) => ({ id: 0, text, score, source: 'auto', status: 'proposed' }) as const),
-      tags: tagsFor(bank, vector).map(
+      tags: withConceptTags(tagsFor(bank, vector), conceptTags(lexicon, features.probs)).map(
         ({ text, confidence }) => ({ id: 0, text, confidence, source: 'auto', status: 'proposed' }) as const,
       ),
     };
+  }
+
+  private conceptLexicon(): Promise<ConceptLexicon> {
+    this.lexicon ??= ConceptLexicon.load().catch((error) => {
+      this.lexicon = null;
+      throw error;
+    });
+    return this.lexicon;
   }
 
   private captionBank(): Promise<CaptionBank> {
@@ -534,15 +575,27 @@ export class Engine implements EngineHost {
     return (await this.explainer).explain(fne, sentence);
   }
 
-  /** What a sidecar should say: accepted tags and caption (the user's own first), minus rejected tags. */
-  private accepted(imageId: number): { tags: string[]; caption: string | null; removeTags: string[] } {
+  /**
+   * What a sidecar should say: accepted tags and caption (the user's own first), minus rejected tags; with the
+   * lexicon, the WordNet hierarchy of every tag that names a concept ("dog": "animal|vertebrate|mammal|dog").
+   */
+  private accepted(
+    imageId: number,
+    lexicon?: ConceptLexicon,
+  ): { tags: string[]; caption: string | null; removeTags: string[]; hierarchy: Record<string, string> } {
     const { captions, tags } = this.library.descriptions(imageId);
     const chosen = captions.filter((c) => c.status === 'accepted');
     const caption = chosen.find((c) => c.source === 'user') ?? chosen[0];
+    const hierarchy: Record<string, string> = {};
+    for (const t of tags) {
+      const path = t.status === 'proposed' ? undefined : lexicon?.hierarchy(t.text);
+      if (path) hierarchy[t.text] = path;
+    }
     return {
       tags: tags.filter((t) => t.status === 'accepted').map((t) => t.text),
       caption: caption?.text ?? null,
       removeTags: tags.filter((t) => t.status === 'rejected').map((t) => t.text),
+      hierarchy,
     };
   }
 
@@ -559,6 +612,7 @@ export class Engine implements EngineHost {
     const written: string[] = [];
     const failed: Array<{ path: string; reason: string }> = [];
     // One long-running exiftool for the batch; a photo that fails, fails alone.
+    const lexicon = await this.conceptLexicon();
     const writer = new XmpWriter({ naming: this.options.xmpNaming ?? 'photo.jpg.xmp' });
     try {
       for (const imageId of imageIds) {
@@ -568,7 +622,7 @@ export class Engine implements EngineHost {
           continue;
         }
         try {
-          written.push(await writer.write(image.path, this.accepted(imageId)));
+          written.push(await writer.write(image.path, this.accepted(imageId, lexicon)));
         } catch (error) {
           if (!(error instanceof SagasuError)) throw error;
           failed.push({ path: image.path, reason: error.reason });
@@ -589,14 +643,56 @@ export class Engine implements EngineHost {
     return { format, text: exportRows(rows, format) };
   }
 
-  async media(imageId: number, kind: 'thumb' | 'full', size = 256): Promise<{ bytes: Buffer; type: string }> {
+  /**
+   * A photo media may show: one that decoded when it was indexed and is still a photo file inside its library
+   * folder. A file that never decoded (a link to a text file named .jpg) is not served.
+   */
+  private servable(imageId: number): { image: ImageRecord; path: string } {
     const image = this.image(imageId);
-    if (kind === 'full') {
-      const type = MIME[extname(image.path).toLowerCase()] ?? 'application/octet-stream';
-      return { bytes: await readFile(image.path), type };
-    }
+    if (image.status === 'failed' || image.width === null)
+      throw new SagasuError(
+        'not-found',
+        image.path,
+        `has no photo to show: it could not be read as one when indexed${image.error ? ` (${image.error})` : ''}`,
+      );
+    const path = resolve(image.path);
+    const root = this.library.roots().find((r) => r.id === image.rootId);
+    const rel = root ? relative(root.path, path) : '..';
+    if (
+      rel === '' ||
+      rel.startsWith('..') ||
+      isAbsolute(rel) ||
+      !PHOTO_EXTENSIONS.has(extname(path).toLowerCase())
+    )
+      throw new SagasuError('forbidden', path, 'is not a photo file inside a library folder');
+    return { image, path };
+  }
+
+  /**
+   * The bytes, if they are still an image: a link swapped in for a photo after indexing is refused by its
+   * content, and a FIFO or device by readPhotoFile's non-blocking open, so it never blocks a thread.
+   */
+  private async photoBytes(path: string): Promise<{ bytes: Buffer; type: string }> {
+    const bytes = Buffer.from(await readPhotoFile(path));
+    const format = await sharp(bytes)
+      .metadata()
+      .then((m) => m.format as string)
+      .catch(() => '');
+    const served = SERVED_FORMATS[format];
+    if (!served)
+      throw new ImageError(
+        'unsupported-format',
+        path,
+        'is no longer a photo (it changed since it was indexed); index the folder again',
+      );
+    return { bytes, type: format === 'heif' ? (MIME[extname(path).toLowerCase()] ?? served) : served };
+  }
+
+  async media(imageId: number, kind: 'thumb' | 'full', size = 256): Promise<{ bytes: Buffer; type: string }> {
+    const { image, path } = this.servable(imageId);
+    if (kind === 'full') return this.photoBytes(path);
     const side = THUMB_SIZES.find((s) => s >= size) ?? THUMB_SIZES[THUMB_SIZES.length - 1];
-    const { mtimeMs } = await stat(image.path);
+    const { mtimeMs } = await stat(path);
     const dir = join(this.library.dir, 'thumbs');
     const file = join(dir, `${imageId}-${side}-${Math.round(mtimeMs)}.jpg`);
     try {
@@ -604,9 +700,10 @@ export class Engine implements EngineHost {
     } catch {
       // not made yet
     }
+    const { bytes: photo } = await this.photoBytes(path);
     let bytes: Buffer;
     try {
-      bytes = await sharp(image.path, { failOn: 'none' })
+      bytes = await sharp(photo, { failOn: 'none' })
         .rotate()
         .resize(side, side, { fit: 'inside', withoutEnlargement: true })
         .jpeg({ quality: 80 })
@@ -635,6 +732,53 @@ function dot(a: Float32Array, b: Float32Array): number {
   return s;
 }
 
+/**
+ * `status` of a library that cannot be written (a read-only disk): read from the catalog without the lock,
+ * the CNN or the vector index, changing nothing. The index is idle, since nothing can be indexed there.
+ */
+export async function readOnlyStatus(options: {
+  libraryDir: string;
+  modelDir?: string;
+}): Promise<Output<'status'>> {
+  const modelDir = options.modelDir ?? join(jointModelsDir, 'fne');
+  const { roots, counts, failures } = await Library.readOnlyStatus({ dir: options.libraryDir, modelDir });
+  const model = await JointModel.open(modelDir);
+  try {
+    return {
+      roots,
+      images: counts,
+      failures,
+      model: { name: model.name, dim: model.dim, languages: model.languages },
+      index: {
+        state: 'idle',
+        done: 0,
+        total: 0,
+        failed: 0,
+        imagesPerSecond: 0,
+        etaSeconds: null,
+        currentFile: null,
+      },
+    };
+  } finally {
+    await model.close();
+  }
+}
+
 export function openEngine(options: EngineOptions): Promise<EngineHost> {
   return Engine.open(options);
+}
+
+/**
+ * The caption tags and the concept tags as one list, best first: a word both propose keeps its higher
+ * confidence ("dog" from the captions and from the classifier).
+ */
+function withConceptTags(
+  tags: ReadonlyArray<{ text: string; confidence: number }>,
+  concepts: ReadonlyArray<{ text: string; confidence: number }>,
+): Array<{ text: string; confidence: number }> {
+  const best = new Map<string, number>();
+  for (const t of [...tags, ...concepts]) best.set(t.text, Math.max(best.get(t.text) ?? 0, t.confidence));
+  return [...best]
+    .map(([text, confidence]) => ({ text, confidence }))
+    .sort((a, b) => b.confidence - a.confidence || (a.text < b.text ? -1 : 1));
 }

@@ -1,3 +1,9 @@
 export * from './contract.ts';
-export { Engine, type EngineHost, type EngineOptions, openEngine } from './engine.ts';
+export {
+  Engine,
+  type EngineHost,
+  type EngineOptions,
+  openEngine,
+  readOnlyStatus,
+} from './engine.ts';
 export { EngineWorker, openEngineWorker } from './worker.ts';

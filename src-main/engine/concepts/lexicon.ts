@@ -263,12 +263,97 @@ export class ConceptLexicon {
     };
   }
 
-  /** The classes under each hypernym of a class's path, nearest first (for a hypernym tag's confidence). */
-  hypernymClasses(classIndex: number): number[][] {
+  /**
+   * A class and its salient hypernyms as tags, nearest first: the class's names (the first, and the second when
+   * it is another word: "ice bear", "polar bear"), then each hypernym's first name, each with the classes under
+   * it (a hypernym tag's confidence is their probability mass) and its Lightroom-style hierarchy.
+   */
+  classTags(classIndex: number): Array<{ text: string; classes: number[]; hierarchy: string }> {
     const c = this.file.classes[classIndex];
     if (!c) throw new RangeError(`class index ${classIndex} is outside 0..${CLASS_COUNT - 1}`);
-    return c.path.map((s) => (this.file.synsets[s] as LexiconFile['synsets'][number]).classes);
+    const chain = [
+      { names: c.names, classes: [classIndex] },
+      ...c.path.map((s) => this.file.synsets[s] as LexiconFile['synsets'][number]),
+    ];
+    const above = (k: number) =>
+      chain
+        .slice(k + 1)
+        .map((l) => clean(l.names[0] as string))
+        .reverse();
+    return chain.flatMap((link, k) =>
+      (k === 0 ? tagNames(link.names) : [link.names[0] as string]).map((text) => ({
+        text,
+        classes: link.classes,
+        hierarchy: [...above(k), clean(text)].join('|'),
+      })),
+    );
   }
+
+  /**
+   * The hierarchy ("animal|mammal|marsupial|koala") of a tag that names a class or one of the hypernyms
+   * above a class, as the tagger wrote it; undefined for any other word.
+   */
+  hierarchy(tag: string): string | undefined {
+    if (!this.hierarchies) {
+      const map = new Map<string, string>();
+      for (let i = 0; i < CLASS_COUNT; i++)
+        for (const t of this.classTags(i)) if (!map.has(t.text)) map.set(t.text, t.hierarchy);
+      this.hierarchies = map;
+    }
+    return this.hierarchies.get(tag);
+  }
+
+  private hierarchies: Map<string, string> | undefined;
+}
+
+/** Lightroom separates hierarchy levels with "|". */
+const clean = (name: string) => name.replace(/\|/g, ' ');
+
+/**
+ * The names a class or hypernym is tagged with: the first, and the second when it is another word rather than
+ * a variant of the first ("ice bear" and "polar bear", "beacon" and "lighthouse"; not "sport car").
+ */
+export function tagNames(names: readonly string[]): string[] {
+  const [first, second] = names as [string, string | undefined];
+  if (!second || first.includes(second) || second.includes(first) || first.slice(0, 4) === second.slice(0, 4))
+    return [first];
+  return [first, second];
+}
+
+export interface ConceptTerm {
+  /** The query's word or phrase. */
+  term: string;
+  /** The lexicon lemmas it was read as. */
+  lemmas: string[];
+  /** The photo's probability mass on the term's classes (its senses mixed by weight), in [0, 1]. */
+  mass: number;
+  /** The term's weight in the mean (the sum of its matches' weights). */
+  weight: number;
+  /** log(max(mass, PROBABILITY_FLOOR)): the term's own score. */
+  score: number;
+}
+
+/**
+ * The query's concepts one by one on a photo ("why this match": which concepts the photo shows, and how much
+ * each moves the concept score, whose value is the weighted mean of these scores).
+ */
+export function conceptTerms(query: ConceptQuery, probs: Float32Array): ConceptTerm[] {
+  if (probs.length !== CLASS_COUNT)
+    throw new RangeError(`probs has ${probs.length} values, expected ${CLASS_COUNT} (no background class)`);
+  const terms = new Map<string, ConceptTerm>();
+  for (const m of query.matches) {
+    let mass = 0;
+    for (const c of m.classes) mass += probs[c] as number;
+    const t = terms.get(m.term) ?? { term: m.term, lemmas: [], mass: 0, weight: 0, score: 0 };
+    if (!t.lemmas.includes(m.lemma)) t.lemmas.push(m.lemma);
+    t.mass += m.weight * mass;
+    t.weight += m.weight;
+    terms.set(m.term, t);
+  }
+  return [...terms.values()].map((t) => {
+    const mass = Math.min(1, t.mass / t.weight);
+    return { ...t, mass, score: Math.log(Math.max(PROBABILITY_FLOOR, mass)) };
+  });
 }
 
 /**
@@ -278,22 +363,11 @@ export class ConceptLexicon {
  * query has no concept, so the caller can leave the concept score out.
  */
 export function conceptScore(query: ConceptQuery, probs: Float32Array): number {
-  if (probs.length !== CLASS_COUNT)
-    throw new RangeError(`probs has ${probs.length} values, expected ${CLASS_COUNT} (no background class)`);
-  const terms = new Map<string, { mass: number; weight: number }>();
-  for (const m of query.matches) {
-    let mass = 0;
-    for (const c of m.classes) mass += probs[c] as number;
-    const t = terms.get(m.term) ?? { mass: 0, weight: 0 };
-    t.mass += m.weight * mass;
-    t.weight += m.weight;
-    terms.set(m.term, t);
-  }
   let sum = 0;
   let weights = 0;
-  for (const { mass, weight } of terms.values()) {
-    sum += weight * Math.log(Math.max(PROBABILITY_FLOOR, Math.min(1, mass / weight)));
-    weights += weight;
+  for (const t of conceptTerms(query, probs)) {
+    sum += t.weight * t.score;
+    weights += t.weight;
   }
   return weights > 0 ? sum / weights : Number.NaN;
 }

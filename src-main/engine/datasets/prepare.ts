@@ -3,6 +3,7 @@ import { mkdir, open, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { endianness } from 'node:os';
 import { join } from 'node:path';
 import {
+  type CnnBackbone,
   type CnnManifest,
   DEFAULT_CNN_MODE,
   IMAGENET_CLASSES,
@@ -15,7 +16,7 @@ import {
   FneExtractor,
   type FneStats,
   loadStats,
-  statsMetaPath,
+  statsPaths,
   type Thresholds,
 } from '../fne/index.ts';
 import { cacheDir } from '../paths.ts';
@@ -237,6 +238,8 @@ async function writeProbs(
 export interface PrepareOptions {
   /** Where the prepared files go (default .cache/data/flickr8k). */
   out?: string;
+  /** The CNN (default mobilenet_v2); each needs its own statistics (npm run stats:compute -- --backbone). */
+  backbone?: CnnBackbone;
   /** The Flickr8k folder (default ../shared/data/flickr8k or SAGASU_FLICKR8K). */
   dataDir?: string;
   /** Parent of the per-model feature cache folders (default .cache/features). */
@@ -274,7 +277,8 @@ export interface PreparedMeta {
   /** Token counts per split of the captions' images, and how many of them are <unk>. */
   tokensBySplit: Record<Flickr8kImageSplit, SplitTokens>;
   tokenizer: string;
-  cnn: { mode: string; onnxSha256: string; converterVersion: number };
+  /** `backbone` is absent in folders prepared before ResNet-50 was added: those are mobilenet_v2's. */
+  cnn: { backbone?: CnnBackbone; mode: string; onnxSha256: string; converterVersion: number };
   /** The statistics' own sha256 (of models/fne/stats.bin, as recorded in models/fne/stats.json). */
   stats: { sha256: string; images: number };
   layouts: Record<PreparedFile, string>;
@@ -402,14 +406,16 @@ export async function prepareFlickr8k(options: PrepareOptions = {}): Promise<Pre
   if (endianness() !== 'LE')
     throw new SagasuError('unsupported-platform', 'data:prepare', 'needs a little-endian machine');
 
-  const mode = DEFAULT_CNN_MODE;
-  const manifest: CnnManifest = await verifiedCnn(mode);
-  const stats: FneStats = await loadStats();
+  const backbone = options.backbone ?? 'mobilenet_v2';
+  const mode = backbone === 'mobilenet_v2' ? DEFAULT_CNN_MODE : 'float';
+  const manifest: CnnManifest = await verifiedCnn(mode, undefined, backbone);
+  const statsFiles = statsPaths(backbone);
+  const stats: FneStats = await loadStats(statsFiles.bin, statsFiles.meta);
   if (stats.meta.cnnSha256 !== manifest.onnx.sha256 || stats.meta.mode !== mode)
     throw new SagasuError(
       'stats-mismatch',
-      statsMetaPath,
-      `the statistics were computed with the ${stats.meta.mode} model ${stats.meta.cnnSha256}, not the ${mode} model ${manifest.onnx.sha256}; run \`npm run stats:compute\``,
+      statsFiles.meta,
+      `the statistics were computed with the ${stats.meta.mode} model ${stats.meta.cnnSha256}, not the ${mode} model ${manifest.onnx.sha256}; run \`npm run stats:compute${backbone === 'mobilenet_v2' ? '' : ` -- --backbone ${backbone}`}\``,
     );
   const fneDim = manifest.fneDim;
   const oneLayerDim = manifest.oneLayer.channels;
@@ -464,6 +470,7 @@ export async function prepareFlickr8k(options: PrepareOptions = {}): Promise<Pre
   );
   if (missing.size > 0) {
     const extractor = await FneExtractor.open({
+      backbone,
       mode,
       stats,
       ...(options.threads ? { threads: options.threads } : {}),
@@ -599,7 +606,13 @@ export async function prepareFlickr8k(options: PrepareOptions = {}): Promise<Pre
     vocab: { size: vocab.size, minCount, from: 'train+val captions', padId: 0, unkId: 1 },
     tokensBySplit,
     tokenizer: TOKENIZER_VERSION,
-    cnn: { mode, onnxSha256: manifest.onnx.sha256, converterVersion: manifest.converterVersion },
+    // The default's meta.json keeps the bytes it had before backbones could be chosen.
+    cnn: {
+      ...(backbone === 'mobilenet_v2' ? {} : { backbone }),
+      mode,
+      onnxSha256: manifest.onnx.sha256,
+      converterVersion: manifest.converterVersion,
+    },
     stats: { sha256: stats.meta.sha256, images: stats.meta.images },
     layouts: {
       'images.tsv': 'UTF-8 TSV with header, no quoting; one row per image, sorted by file name',

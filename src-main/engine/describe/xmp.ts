@@ -1,17 +1,24 @@
 import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
-import { stat } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { access, lstat, stat } from 'node:fs/promises';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { ArgumentError, SagasuError } from '../errors.ts';
 
 /**
- * XMP sidecars through ExifTool (never hand-written XMP): accepted tags go into dc:subject and the accepted
- * caption into dc:description of `photo.jpg.xmp` (or `photo.xmp`), merged into what the sidecar already
- * holds. The photo itself is never opened for writing: ExifTool is only ever given the sidecar's path.
+ * XMP sidecars through ExifTool (never hand-written XMP): accepted tags go into dc:subject (and their
+ * hierarchy, where they have one, into lr:hierarchicalSubject) and the accepted caption into dc:description
+ * of `photo.jpg.xmp` (or `photo.xmp`), merged into what the sidecar already holds. The photo itself is
+ * never opened for writing: ExifTool is only ever given the sidecar's path.
  */
 
 export type XmpNaming = 'photo.jpg.xmp' | 'photo.xmp';
 
-export type XmpErrorCode = 'exiftool-missing' | 'photo-missing' | 'write-failed' | 'read-failed';
+export type XmpErrorCode =
+  | 'exiftool-missing'
+  | 'photo-missing'
+  | 'sidecar-refused'
+  | 'write-failed'
+  | 'read-failed';
 
 export class XmpError extends SagasuError {
   constructor(
@@ -31,6 +38,11 @@ export interface XmpContent {
   caption: string | null;
   /** Keywords to take out of dc:subject (e.g. tags the editor rejected after an earlier write). */
   removeTags?: readonly string[];
+  /**
+   * Lightroom's lr:hierarchicalSubject path of a tag ("koala" -> "animal|mammal|marsupial|koala"): written
+   * beside the tags that have one, taken out with the removeTags that have one.
+   */
+  hierarchy?: Readonly<Record<string, string>>;
 }
 
 export interface XmpWriteOptions {
@@ -45,6 +57,8 @@ export interface XmpSidecar {
   tags: string[];
   /** dc:description (x-default), or null. */
   caption: string | null;
+  /** lr:hierarchicalSubject, in file order. */
+  hierarchicalTags: string[];
   /** Every XMP field of the file, keyed by ExifTool's family-1 group and tag name (e.g. "XMP-xmp:Rating"). */
   fields: Record<string, unknown>;
 }
@@ -147,9 +161,56 @@ async function writeCommand(
   // "-=" then "+=": ExifTool's idiom for adding a list item only when it is not there yet.
   for (const t of tags) args.push(`-XMP-dc:Subject-=${t}`, `-XMP-dc:Subject+=${t}`);
   for (const t of remove) args.push(`-XMP-dc:Subject-=${t}`);
+  const path = (t: string) => oneLine(content.hierarchy?.[t] ?? '');
+  for (const h of new Set(tags.map(path).filter(Boolean)))
+    args.push(`-XMP-lr:HierarchicalSubject-=${h}`, `-XMP-lr:HierarchicalSubject+=${h}`);
+  for (const h of new Set(remove.map(path).filter(Boolean))) args.push(`-XMP-lr:HierarchicalSubject-=${h}`);
   if (caption) args.push(`-XMP-dc:Description=${caption}`);
   args.push(sidecar);
   return { sidecar, args };
+}
+
+/**
+ * Right before ExifTool runs: the sidecar path must be a regular, writable file or nothing at all. ExifTool
+ * given a folder rewrites every image inside it, and given a link or a read-only file it replaces it (it
+ * writes a new file and renames it over the old one), so anything else is refused and left alone.
+ */
+async function checkSidecar(sidecar: string): Promise<void> {
+  let info: Awaited<ReturnType<typeof lstat>>;
+  try {
+    info = await lstat(sidecar);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw new XmpError('sidecar-refused', sidecar, `cannot be checked: ${(error as Error).message}`, {
+      cause: error,
+    });
+  }
+  const what = info.isDirectory()
+    ? 'a folder'
+    : info.isSymbolicLink()
+      ? 'a symbolic link'
+      : info.isFile()
+        ? null
+        : 'not a regular file (a device, pipe or socket)';
+  if (what)
+    throw new XmpError(
+      'sidecar-refused',
+      sidecar,
+      `is ${what}, not a sidecar file; Sagasu writes only a plain .xmp file and left this one alone (move it away to let Sagasu write the sidecar)`,
+    );
+  // Root may write anything, so the mode bits are what says the user meant it read-only.
+  const writable =
+    (info.mode & 0o222) !== 0 &&
+    (await access(sidecar, constants.W_OK).then(
+      () => true,
+      () => false,
+    ));
+  if (!writable)
+    throw new XmpError(
+      'sidecar-refused',
+      sidecar,
+      'is read-only, so Sagasu left it as it is; make it writable (chmod u+w) to add the accepted tags and caption',
+    );
 }
 
 function writeFailed(stdout: string, stderr: string): boolean {
@@ -172,6 +233,7 @@ export async function writeXmpSidecar(
   options: XmpWriteOptions = {},
 ): Promise<string> {
   const { sidecar, args } = await writeCommand(photoPath, content, options.naming);
+  await checkSidecar(sidecar);
   const result = await exiftool(executableOf(options), args, sidecar);
   if (result.code !== 0 || writeFailed(result.stdout, result.stderr))
     throw new XmpError('write-failed', sidecar, firstProblem(result.stderr, result.stdout));
@@ -234,11 +296,16 @@ export class XmpWriter {
   }
 
   /** Sends one command and resolves with its stdout and stderr, each up to its {readyN} marker. */
-  private command(args: readonly string[]): Promise<{ stdout: string; stderr: string }> {
+  private command(
+    args: readonly string[],
+    before: () => Promise<void> = async () => {},
+  ): Promise<{ stdout: string; stderr: string }> {
     for (const a of args)
       if (/[\r\n]/.test(a))
         throw new ArgumentError('xmp', `an argument holds a line break: ${JSON.stringify(a)}`);
     const run = async () => {
+      // In the queue, so nothing this writer runs can change the path between the check and the write.
+      await before();
       const child = this.start();
       const n = ++this.counter;
       const outMark = `{ready${n}}`;
@@ -274,7 +341,7 @@ export class XmpWriter {
   /** writeXmpSidecar through this writer's ExifTool. */
   async write(photoPath: string, content: XmpContent, naming = this.options.naming): Promise<string> {
     const { sidecar, args } = await writeCommand(photoPath, content, naming);
-    const result = await this.command(args);
+    const result = await this.command(args, () => checkSidecar(sidecar));
     if (writeFailed(result.stdout, result.stderr))
       throw new XmpError('write-failed', sidecar, firstProblem(result.stderr, result.stdout));
     return sidecar;
@@ -311,8 +378,13 @@ export async function readXmpSidecar(path: string, options: { exiftool?: string 
   if (!row || result.code !== 0 || typeof row.Error === 'string')
     throw new XmpError('read-failed', file, String(row?.Error ?? firstProblem(result.stderr, result.stdout)));
   const { SourceFile: _source, ...fields } = row;
-  const subject = fields['XMP-dc:Subject'];
-  const tags = subject === undefined ? [] : (Array.isArray(subject) ? subject : [subject]).map(String);
+  const list = (value: unknown) =>
+    value === undefined ? [] : (Array.isArray(value) ? value : [value]).map(String);
   const description = fields['XMP-dc:Description'];
-  return { tags, caption: description === undefined ? null : String(description), fields };
+  return {
+    tags: list(fields['XMP-dc:Subject']),
+    caption: description === undefined ? null : String(description),
+    hierarchicalTags: list(fields['XMP-lr:HierarchicalSubject']),
+    fields,
+  };
 }

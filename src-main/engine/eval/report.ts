@@ -1,6 +1,7 @@
-import { mkdir, rename, writeFile } from 'node:fs/promises';
+import { rename, writeFile } from 'node:fs/promises';
 import { basename, join, relative } from 'node:path';
 import sharp from 'sharp';
+import { makeDir, writeError } from '../files.ts';
 import type { DirectionFigures, EvalRun, ModelFigures, RetrievalFailure } from './run.ts';
 
 export interface ReportFiles {
@@ -327,13 +328,20 @@ export async function writeEvalReport(
   dir: string,
   options: ReportOptions = {},
 ): Promise<ReportFiles> {
-  await mkdir(dir, { recursive: true });
+  await makeDir(dir);
   const { html, thumbnails } = await reportHtml(run, options);
   const htmlFile = join(dir, 'index.html');
   const mdFile = join(dir, 'report.md');
-  await writeFile(`${htmlFile}.tmp`, html);
-  await rename(`${htmlFile}.tmp`, htmlFile);
-  await writeFile(`${mdFile}.tmp`, reportMarkdown(run));
-  await rename(`${mdFile}.tmp`, mdFile);
+  for (const [file, text] of [
+    [htmlFile, html],
+    [mdFile, reportMarkdown(run)],
+  ] as const) {
+    try {
+      await writeFile(`${file}.tmp`, text);
+      await rename(`${file}.tmp`, file);
+    } catch (error) {
+      throw writeError(file, error);
+    }
+  }
   return { html: htmlFile, markdown: mdFile, thumbnails };
 }

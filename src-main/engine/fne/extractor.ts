@@ -1,4 +1,5 @@
 import {
+  type CnnBackbone,
   type CnnMode,
   CnnSession,
   cnnModelPath,
@@ -6,9 +7,9 @@ import {
   type ProviderName,
   verifiedCnn,
 } from '../cnn/index.ts';
-import { ImageError } from '../errors.ts';
+import { ImageError, ModelError } from '../errors.ts';
 import { CNN_SIZE, type DecodedImage, decodeForCnn } from '../image/index.ts';
-import { type FneStats, loadStats } from './stats.ts';
+import { type FneStats, loadStats, statsPaths } from './stats.ts';
 import { DEFAULT_THRESHOLDS, standardize, type Thresholds, ternarize } from './ternary.ts';
 
 export interface ImageFeatures {
@@ -31,6 +32,8 @@ export type ExtractResult =
   | { ok: false; file: string; error: ImageError };
 
 export interface ExtractorOptions {
+  /** Default mobilenet_v2; resnet50 runs in float mode only. */
+  backbone?: CnnBackbone;
   mode?: CnnMode;
   /** 'none' extracts raw activations only: how the statistics themselves are computed. */
   stats?: FneStats | 'none';
@@ -58,9 +61,18 @@ export class FneExtractor {
 
   static async open(options: ExtractorOptions = {}): Promise<FneExtractor> {
     const mode = options.mode ?? DEFAULT_CNN_MODE;
-    const manifest = await verifiedCnn(mode);
-    const stats = options.stats === 'none' ? undefined : (options.stats ?? (await loadStats()));
-    const cnn = await CnnSession.open(cnnModelPath(mode), manifest, {
+    const backbone = options.backbone ?? 'mobilenet_v2';
+    const manifest = await verifiedCnn(mode, undefined, backbone);
+    const paths = statsPaths(backbone);
+    const stats =
+      options.stats === 'none' ? undefined : (options.stats ?? (await loadStats(paths.bin, paths.meta)));
+    if (stats && stats.meta.dim !== manifest.fneDim)
+      throw new ModelError(
+        'invalid-model',
+        options.stats ? 'stats' : paths.meta,
+        `these statistics are of a ${stats.meta.dim}-d FNE, but the ${backbone} CNN gives ${manifest.fneDim} features; run \`npm run stats:compute${backbone === 'mobilenet_v2' ? '' : ` -- --backbone ${backbone}`}\``,
+      );
+    const cnn = await CnnSession.open(cnnModelPath(mode, undefined, backbone), manifest, {
       ...(options.threads ? { threads: options.threads } : {}),
       ...(options.providers ? { providers: options.providers } : {}),
       ...(options.log ? { log: options.log } : {}),

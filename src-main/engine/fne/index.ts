@@ -13,5 +13,6 @@ export {
   saveStats,
   statsBinPath,
   statsMetaPath,
+  statsPaths,
 } from './stats.ts';
 export { DEFAULT_THRESHOLDS, standardize, type Thresholds, ternarize, ternaryShares } from './ternary.ts';

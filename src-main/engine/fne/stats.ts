@@ -1,11 +1,21 @@
 import { createHash } from 'node:crypto';
-import { readFile, rename, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import type { CnnBackbone } from '../cnn/index.ts';
 import { ModelError } from '../errors.ts';
 import { modelsDir } from '../paths.ts';
 
 export const statsBinPath = join(modelsDir, 'fne', 'stats.bin');
 export const statsMetaPath = join(modelsDir, 'fne', 'stats.json');
+
+/** Each backbone's statistics: the default's where they always were, the others' in a folder of their own. */
+export function statsPaths(backbone: CnnBackbone = 'mobilenet_v2'): { bin: string; meta: string } {
+  if (backbone === 'mobilenet_v2') return { bin: statsBinPath, meta: statsMetaPath };
+  return {
+    bin: join(modelsDir, 'fne', backbone, 'stats.bin'),
+    meta: join(modelsDir, 'fne', backbone, 'stats.json'),
+  };
+}
 
 export interface FneStatsMeta {
   dim: number;
@@ -51,6 +61,25 @@ export class StatsAccumulator {
     this.count++;
   }
 
+  /** The running sums, so a long computation can resume after an interruption: [count, ...sum, ...sumSq]. */
+  checkpoint(): Float64Array {
+    const data = new Float64Array(1 + 2 * this.dim);
+    data[0] = this.count;
+    data.set(this.sum, 1);
+    data.set(this.sumSq, 1 + this.dim);
+    return data;
+  }
+
+  /** An accumulator continuing from checkpoint(); undefined when the data is not one of this dimension. */
+  static resume(dim: number, data: Float64Array): StatsAccumulator | undefined {
+    if (data.length !== 1 + 2 * dim) return undefined;
+    const acc = new StatsAccumulator(dim);
+    acc.count = data[0] as number;
+    acc.sum.set(data.subarray(1, 1 + dim));
+    acc.sumSq.set(data.subarray(1 + dim));
+    return acc;
+  }
+
   finish(): { mean: Float32Array; std: Float32Array } {
     const mean = new Float32Array(this.dim);
     const std = new Float32Array(this.dim);
@@ -67,6 +96,7 @@ export async function saveStats(
   mean: Float32Array,
   std: Float32Array,
   meta: Omit<FneStatsMeta, 'sha256' | 'layout' | 'dim'>,
+  paths = statsPaths(),
 ): Promise<void> {
   const bin = new Uint8Array(mean.byteLength + std.byteLength);
   bin.set(new Uint8Array(mean.buffer, mean.byteOffset, mean.byteLength), 0);
@@ -77,9 +107,10 @@ export async function saveStats(
     layout: `float32 little-endian: mean[${mean.length}] then std[${mean.length}]`,
     sha256: createHash('sha256').update(bin).digest('hex'),
   };
+  await mkdir(dirname(paths.bin), { recursive: true });
   for (const [file, data] of [
-    [statsBinPath, bin],
-    [statsMetaPath, `${JSON.stringify(full, null, 2)}\n`],
+    [paths.bin, bin],
+    [paths.meta, `${JSON.stringify(full, null, 2)}\n`],
   ] as const) {
     await writeFile(`${file}.tmp`, data);
     await rename(`${file}.tmp`, file);

@@ -10,3 +10,4 @@ export {
   decodeBufferForCnn,
   decodeForCnn,
 } from './decode.ts';
+export { readPhotoFile } from './read.ts';

@@ -1,5 +1,5 @@
 import { basename, dirname, extname, relative, sep } from 'node:path';
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
 import type {
   Caption,
   FileType,
@@ -11,6 +11,7 @@ import type {
 } from '../api/contract.ts';
 import { ArgumentError, SagasuError } from '../errors.ts';
 import { MIGRATIONS } from './schema.ts';
+import { openDatabase } from './sqlite.ts';
 
 export type ImageStatus = ImageDetails['status'];
 
@@ -87,7 +88,7 @@ export class Catalog {
 
   constructor(readonly file: string) {
     try {
-      this.db = new Database(file);
+      this.db = openDatabase(file);
       this.db.pragma('journal_mode = WAL');
       // NORMAL in WAL mode loses nothing when the process dies, only (at worst) the last commits on power loss.
       this.db.pragma('synchronous = NORMAL');
@@ -181,12 +182,55 @@ export class Catalog {
     });
   }
 
-  rootInfos(online: (path: string) => boolean): RootInfo[] {
+  /** Each root with its counts; `offline` says why it is offline (null: online), given its path and held reason. */
+  rootInfos(offline: (path: string, held: string | null) => string | null): RootInfo[] {
     const rows = this.stmt(
-      `SELECT r.id, r.path, count(i.id) AS images, coalesce(sum(i.status = 'failed'), 0) AS failed
+      `SELECT r.id, r.path, r.held, count(i.id) AS images,
+              coalesce(sum(i.status = 'failed'), 0)
+                + (SELECT count(*) FROM walk_failures w WHERE w.root_id = r.id) AS failed
        FROM roots r LEFT JOIN images i ON i.root_id = r.id GROUP BY r.id ORDER BY r.id`,
-    ).all() as Array<{ id: number; path: string; images: number; failed: number }>;
-    return rows.map((r) => ({ ...r, online: online(r.path) }));
+    ).all() as Array<{ id: number; path: string; held: string | null; images: number; failed: number }>;
+    return rows.map(({ held, ...r }) => {
+      const offlineReason = offline(r.path, held);
+      return { ...r, online: offlineReason === null, offlineReason };
+    });
+  }
+
+  /** The root's device at its last accepted walk, and why the last walk held it back (null: it did not). */
+  rootWalk(id: number): { device: string | null; held: string | null } {
+    return (
+      (this.stmt('SELECT device, held FROM roots WHERE id = ?').get(id) as
+        | { device: string | null; held: string | null }
+        | undefined) ?? { device: null, held: null }
+    );
+  }
+
+  /** A walk taken as it is: its device is the root's from now on. */
+  acceptWalk(id: number, device: string): void {
+    this.stmt('UPDATE roots SET device = ?, held = NULL WHERE id = ?').run(device, id);
+  }
+
+  holdRoot(id: number, reason: string): void {
+    this.stmt('UPDATE roots SET held = ? WHERE id = ?').run(reason, id);
+  }
+
+  /** What the root's latest walk could not take replaces what the one before could not. */
+  setWalkFailures(rootId: number, failures: ReadonlyArray<{ path: string; reason: string }>): void {
+    this.stmt('DELETE FROM walk_failures WHERE root_id = ?').run(rootId);
+    for (const f of failures)
+      this.stmt('INSERT OR REPLACE INTO walk_failures(root_id, path, reason) VALUES (?, ?, ?)').run(
+        rootId,
+        f.path,
+        f.reason,
+      );
+  }
+
+  /** Everything that could not be read, by path: photos that failed to decode and what the walks could not take. */
+  failures(): Array<{ path: string; reason: string }> {
+    return this.stmt(
+      `SELECT path, coalesce(error, 'failed') AS reason FROM images WHERE status = 'failed'
+       UNION ALL SELECT path, reason FROM walk_failures ORDER BY path`,
+    ).all() as Array<{ path: string; reason: string }>;
   }
 
   // ---- images
@@ -428,8 +472,9 @@ export class Catalog {
     if (filters.folder !== undefined) {
       const folder = filters.folder.endsWith(sep) ? filters.folder.slice(0, -1) : filters.folder;
       const prefix = folder + sep;
-      where.push('substr(path, 1, ?) = ?');
-      args.push(prefix.length, prefix);
+      // SQLite's substr counts characters, JavaScript's length UTF-16 units (📷 is one and two): let SQLite count.
+      where.push('substr(path, 1, length(?)) = ?');
+      args.push(prefix, prefix);
     }
     const day = `substr(coalesce(taken_at, strftime('%Y-%m-%dT%H:%M:%S', mtime_ms / 1000, 'unixepoch', 'localtime')), 1, 10)`;
     if (filters.from !== undefined) {

@@ -6,5 +6,13 @@ export { Catalog, CatalogError, type ImageRecord, type ImageStatus, PHOTO_EXTENS
 export { CATALOG_FILE, INDEX_FILE, Library, type LibraryOptions } from './library.ts';
 export { LibraryLockedError, LOCK_FILE } from './lock.ts';
 export { cosine, dequantize, quantize } from './quantize.ts';
+export {
+  bindingPath,
+  currentTarget,
+  NativeModuleError,
+  type NativeTarget,
+  selectBinding,
+  targetName,
+} from './sqlite.ts';
 export { DEFAULT_HNSW, type HnswParams, IndexSaveError, VectorIndex } from './vector-index.ts';
 export { walk } from './walker.ts';

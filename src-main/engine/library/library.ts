@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
-import { accessSync, constants, existsSync, mkdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
+import { accessSync, constants, existsSync, readFileSync, realpathSync, statSync } from 'node:fs';
+import { copyFile, mkdtemp, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import { availableParallelism } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { watch as chokidarWatch, type FSWatcher } from 'chokidar';
@@ -18,11 +19,13 @@ import type {
 } from '../api/contract.ts';
 import { imagenetClassProbs } from '../cnn/index.ts';
 import { ArgumentError } from '../errors.ts';
+import { makeDirSync } from '../files.ts';
 import { FneExtractor } from '../fne/index.ts';
 import { ClassTable, decodeTopClasses, encodeTopClasses, topClasses } from '../fusion/index.ts';
 import { JointModel, jointModelsDir, MANIFEST_FILE, readJointManifest } from '../joint/index.ts';
 import { Catalog, type ImageRecord, type KnownFile } from './catalog.ts';
 import type { DecodeResult, DecodeTask } from './decode-worker.ts';
+import { haltPoint } from './halt.ts';
 import { acquireLock } from './lock.ts';
 import { dequantize, quantize } from './quantize.ts';
 import {
@@ -32,7 +35,7 @@ import {
   type SavedIndexState,
   VectorIndex,
 } from './vector-index.ts';
-import { skippedName, type WalkedFile, walk } from './walker.ts';
+import { skippedName, type WalkedFile, type WalkResult, walk } from './walker.ts';
 
 export const CATALOG_FILE = 'catalog.db';
 export const INDEX_FILE = 'vectors.hnsw';
@@ -50,7 +53,7 @@ export interface LibraryOptions {
   /** Photos per CNN batch (default 8, the measured best on CPU). */
   batchSize?: number;
   hnsw?: Partial<HnswParams>;
-  /** Seconds between index checkpoints while indexing (default 60). */
+  /** Seconds between index checkpoints while indexing (default 60; 0: after every batch). */
   checkpointSeconds?: number;
 }
 
@@ -124,13 +127,10 @@ export class Library {
 
   static async open(options: LibraryOptions): Promise<Library> {
     const dir = resolve(options.dir);
-    mkdirSync(dir, { recursive: true });
+    makeDirSync(dir);
     const modelDir = options.modelDir ?? options.model?.dir ?? join(jointModelsDir, 'fne');
     const manifest = options.model?.manifest ?? (await readJointManifest(modelDir));
-    const manifestSha = createHash('sha256')
-      .update(readFileSync(join(modelDir, MANIFEST_FILE)))
-      .digest('hex');
-    const modelVersion = `${manifest.name}@${manifestSha.slice(0, 16)}`;
+    const modelVersion = modelVersionOf(modelDir, manifest.name);
     const release = acquireLock(dir);
     let catalog: Catalog | undefined;
     try {
@@ -146,6 +146,46 @@ export class Library {
       catalog?.close();
       release();
       throw error;
+    }
+  }
+
+  /**
+   * What `status` shows of a library that cannot be written (a read-only disk), changing nothing and taking no
+   * lock. The catalog is read from a temporary copy: SQLite cannot open a WAL database where it cannot make
+   * its shared-memory file, even read-only.
+   */
+  static async readOnlyStatus(options: { dir: string; modelDir?: string }): Promise<{
+    roots: RootInfo[];
+    counts: { total: number; indexed: number; failed: number; pending: number };
+    failures: Array<{ path: string; reason: string }>;
+  }> {
+    const dir = resolve(options.dir);
+    const modelDir = options.modelDir ?? join(jointModelsDir, 'fne');
+    const modelVersion = modelVersionOf(modelDir, (await readJointManifest(modelDir)).name);
+    const temp = await mkdtemp(join(tmpdir(), 'sagasu-status-'));
+    try {
+      for (const suffix of ['', '-wal']) {
+        try {
+          await copyFile(join(dir, CATALOG_FILE + suffix), join(temp, CATALOG_FILE + suffix));
+        } catch (error) {
+          if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+          // No catalog: a library that was never used.
+          if (suffix === '')
+            return { roots: [], counts: { total: 0, indexed: 0, failed: 0, pending: 0 }, failures: [] };
+        }
+      }
+      const catalog = new Catalog(join(temp, CATALOG_FILE));
+      try {
+        return {
+          roots: catalog.rootInfos(offlineReason),
+          counts: catalog.counts(modelVersion),
+          failures: catalog.failures(),
+        };
+      } finally {
+        catalog.close();
+      }
+    } finally {
+      await rm(temp, { recursive: true, force: true });
     }
   }
 
@@ -205,6 +245,7 @@ export class Library {
     const saved = this.savedState();
     if (saved && saved.seq === seq && saved.model === this.modelVersion && existsSync(this.indexFile)) return;
     const written = this.vectors.save(this.indexFile);
+    haltPoint('saved');
     const meta: IndexStateMeta = { ...written, model: this.modelVersion, dim: this.dim, seq };
     this.catalog.transaction(() => {
       this.catalog.setMeta('hnsw', JSON.stringify(meta));
@@ -265,18 +306,24 @@ export class Library {
 
   roots(): RootInfo[] {
     this.refreshOnline();
-    return this.catalog.rootInfos((path) => isDir(path));
+    return this.catalog.rootInfos(offlineReason);
   }
 
+  /** A held root stays offline until a walk takes it as it is again (see reconcile). */
   private refreshOnline(): void {
     for (const root of this.catalog.rootRows()) {
-      if (isDir(root.path)) this.offline.delete(root.id);
+      if (isDir(root.path) && this.catalog.rootWalk(root.id).held === null) this.offline.delete(root.id);
       else this.offline.add(root.id);
     }
   }
 
   counts(): { total: number; indexed: number; failed: number; pending: number } {
     return this.catalog.counts(this.modelVersion);
+  }
+
+  /** Photos that could not be read and what the walks could not take (folders, names), with the reason. */
+  failures(): Array<{ path: string; reason: string }> {
+    return this.catalog.failures();
   }
 
   // ---- images, vectors, search
@@ -402,9 +449,12 @@ export class Library {
   /**
    * Walks the roots (all, or one) and brings the catalog up to date: new photos embedded, changed ones
    * (size/mtime, confirmed by hash) re-embedded, moved ones re-pathed by hash, deleted ones removed, offline
-   * roots left alone. Resolves when done or cancelled; a run already going is joined, not doubled.
+   * roots left alone, and so are roots that look unmounted unless `removeMissing` (the person confirmed).
+   * Resolves when done or cancelled; a run already going is joined, not doubled.
    */
-  index(options: { rootId?: number; onProgress?: (p: IndexProgress) => void } = {}): Promise<IndexProgress> {
+  index(
+    options: { rootId?: number; removeMissing?: boolean; onProgress?: (p: IndexProgress) => void } = {},
+  ): Promise<IndexProgress> {
     if (this.closed) return Promise.reject(new ArgumentError('library', 'the library is closed'));
     if (this.running) return this.running;
     if (options.rootId !== undefined && !this.catalog.root(options.rootId)) {
@@ -412,7 +462,12 @@ export class Library {
     }
     this.cancelled = false;
     this.paused = false;
-    const run = this.runIndex(options.rootId, options.onProgress ?? (() => {}), new Set());
+    const run = this.runIndex(
+      options.rootId,
+      options.removeMissing ?? false,
+      options.onProgress ?? (() => {}),
+      new Set(),
+    );
     this.running = run.finally(() => {
       this.running = null;
     });
@@ -421,6 +476,7 @@ export class Library {
 
   private async runIndex(
     rootId: number | undefined,
+    removeMissing: boolean,
     onProgress: (p: IndexProgress) => void,
     changed: Set<number>,
   ): Promise<IndexProgress> {
@@ -435,7 +491,7 @@ export class Library {
     let finalState: IndexState = 'done';
     try {
       const roots = this.catalog.rootRows().filter((r) => rootId === undefined || r.id === rootId);
-      const online = await this.reconcile(roots, changed);
+      const online = await this.reconcile(roots, changed, removeMissing);
       if (this.cancelled) finalState = 'cancelled';
       else {
         const jobs = this.catalog.pending(online);
@@ -456,49 +512,69 @@ export class Library {
   /** Image ids the last indexing run added, changed, moved or removed (what the watcher reports). */
   private lastChanged: number[] = [];
 
-  /** Walk the roots and bring the catalog's file list in line; returns the ids of the roots that are online. */
+  /**
+   * Walk the roots and bring the catalog's file list in line; returns the ids of the roots that are online.
+   * A root whose walk looks like an unmounted disk (see suspectWalk) is held offline with its reason and left
+   * as it was, unless `removeMissing` says the person confirmed the photos are gone.
+   */
   private async reconcile(
     roots: Array<{ id: number; path: string }>,
     changed: Set<number>,
+    removeMissing: boolean,
   ): Promise<number[]> {
-    const online: number[] = [];
-    const walked = new Map<number, { root: string; files: WalkedFile[]; unreadable: string[] }>();
+    const plans = new Map<number, RootPlan>();
     for (const root of roots) {
       if (!isDir(root.path)) {
         this.offline.add(root.id);
         continue;
       }
+      let walked: WalkResult;
       try {
-        const result = await walk(root.path);
-        walked.set(root.id, { root: root.path, ...result });
-        this.offline.delete(root.id);
-        online.push(root.id);
+        walked = await walk(root.path);
       } catch {
         this.offline.add(root.id);
+        continue;
       }
-      if (this.cancelled) return online;
-    }
-
-    const fresh: Array<{ rootId: number; root: string; file: WalkedFile }> = [];
-    const modified: Array<{ known: KnownFile; file: WalkedFile }> = [];
-    const missing: KnownFile[] = [];
-    for (const [rootId, { root, files, unreadable }] of walked) {
-      const known = new Map(this.catalog.knownFiles(rootId).map((k) => [k.path, k]));
-      for (const file of files) {
+      const knownFiles = this.catalog.knownFiles(root.id);
+      const known = new Map(knownFiles.map((k) => [k.path, k]));
+      const plan: RootPlan = {
+        root: root.path,
+        device: walked.device,
+        seen: walked.files.length,
+        known: knownFiles.length,
+        failures: walked.failures,
+        fresh: [],
+        modified: [],
+        missing: [],
+      };
+      for (const file of walked.files) {
         const k = known.get(file.path);
         known.delete(file.path);
-        if (!k) fresh.push({ rootId, root, file });
-        else if (k.bytes !== file.bytes || k.mtimeMs !== file.mtimeMs) modified.push({ known: k, file });
+        if (!k) plan.fresh.push(file);
+        else if (k.bytes !== file.bytes || k.mtimeMs !== file.mtimeMs) plan.modified.push({ known: k, file });
       }
       // Not seen: gone, unless its folder could not be listed this time.
-      for (const k of known.values()) if (!unreadable.some((dir) => inside(k.path, dir))) missing.push(k);
+      for (const k of known.values())
+        if (!walked.unreadable.some((dir) => inside(k.path, dir))) plan.missing.push(k);
+      plans.set(root.id, plan);
+      if (this.cancelled) return [];
     }
+    haltPoint('walked');
+
+    const held = new Map<number, string>();
+    if (!removeMissing) {
+      for (const [rootId, plan] of plans) {
+        const why = suspectWalk(plan, this.catalog.rootWalk(rootId).device);
+        if (why) held.set(rootId, why);
+      }
+    }
+    const taken = () => [...plans].filter(([rootId]) => !held.has(rootId));
 
     const hashes = new Map<string, string | null>();
-    const needHash = [
-      ...(missing.some((m) => m.hash) ? fresh.map((f) => f.file.path) : []),
-      ...modified.filter((m) => m.known.hash).map((m) => m.file.path),
-    ];
+    const needHash = taken().flatMap(([, plan]) => [
+      ...(taken().some(([, p]) => p.missing.some((m) => m.hash)) ? plan.fresh.map((f) => f.path) : []),
+      ...plan.modified.filter((m) => m.known.hash).map((m) => m.file.path),
+    ]);
     if (needHash.length > 0) {
       const pool = this.decodePool();
       const results = await Promise.all(
@@ -510,35 +586,59 @@ export class Library {
       for (const r of results) hashes.set(r.path, r.kind === 'hashed' ? r.hash : null);
     }
 
+    // Moved photos are not lost: only what no new file matches by hash counts as gone, and a root losing most
+    // of its photos that way is held too (which changes what the other roots' moves can match: plan again).
+    let moves = planMoves(taken(), hashes);
+    for (let again = !removeMissing; again; ) {
+      again = false;
+      for (const [rootId, plan] of taken()) {
+        const gone = plan.missing.filter((m) => moves.gone.has(m.id)).length;
+        if (gone >= MOST_GONE_MIN && gone * 2 > plan.known) {
+          held.set(
+            rootId,
+            `${gone} of its ${plan.known} photos vanished at once (a disk or network share only partly mounted?); nothing was removed`,
+          );
+          again = true;
+        }
+      }
+      if (again) moves = planMoves(taken(), hashes);
+    }
+
     this.catalog.transaction(() => {
-      const movedFrom = new Map<string, KnownFile[]>();
-      for (const m of missing) if (m.hash) movedFrom.set(m.hash, [...(movedFrom.get(m.hash) ?? []), m]);
-      const gone = new Set(missing.map((m) => m.id));
-      for (const { rootId, root, file } of fresh) {
-        const hash = hashes.get(file.path);
-        const from = hash ? movedFrom.get(hash)?.pop() : undefined;
-        if (from) {
-          this.catalog.repath(from.id, rootId, root, file.path, file.bytes, file.mtimeMs);
-          gone.delete(from.id);
-          changed.add(from.id);
-        } else {
-          changed.add(this.catalog.insertPending(rootId, root, file.path, file.bytes, file.mtimeMs));
+      for (const { from, rootId, root, file } of moves.moved) {
+        this.catalog.repath(from.id, rootId, root, file.path, file.bytes, file.mtimeMs);
+        changed.add(from.id);
+      }
+      for (const { rootId, root, file } of moves.fresh)
+        changed.add(this.catalog.insertPending(rootId, root, file.path, file.bytes, file.mtimeMs));
+      for (const [, plan] of taken()) {
+        for (const { known, file } of plan.modified) {
+          if (known.hash && hashes.get(file.path) === known.hash)
+            this.catalog.touch(known.id, file.bytes, file.mtimeMs);
+          else {
+            this.catalog.markChanged(known.id, file.bytes, file.mtimeMs);
+            changed.add(known.id);
+          }
         }
       }
-      for (const { known, file } of modified) {
-        if (known.hash && hashes.get(file.path) === known.hash)
-          this.catalog.touch(known.id, file.bytes, file.mtimeMs);
-        else {
-          this.catalog.markChanged(known.id, file.bytes, file.mtimeMs);
-          changed.add(known.id);
-        }
-      }
-      for (const id of gone) {
+      for (const id of moves.gone) {
         this.catalog.deleteImage(id);
         changed.add(id);
       }
+      for (const [rootId, plan] of plans) {
+        const why = held.get(rootId);
+        if (why) this.catalog.holdRoot(rootId, why);
+        else {
+          this.catalog.acceptWalk(rootId, plan.device);
+          this.catalog.setWalkFailures(rootId, plan.failures);
+        }
+      }
+      haltPoint('reconciling');
     });
-    for (const m of missing) if (!this.catalog.image(m.id)) this.vectors.remove(m.id);
+    for (const id of moves.gone) this.vectors.remove(id);
+    for (const rootId of held.keys()) this.offline.add(rootId);
+    const online = taken().map(([rootId]) => rootId);
+    for (const rootId of online) this.offline.delete(rootId);
     return online;
   }
 
@@ -642,6 +742,7 @@ export class Library {
           this.catalog.setClasses(id, classes[i] as Buffer);
         });
       });
+      haltPoint('embedded');
       images.forEach((d, i) => {
         const { q, scale } = stored[i] as { q: Buffer; scale: number };
         const id = idOf.get(d.path) as number;
@@ -651,7 +752,7 @@ export class Library {
       });
       done += images.length;
       report(images.at(-1)?.path ?? null);
-      if (Date.now() - lastCheckpoint > checkpointMs) {
+      if (Date.now() - lastCheckpoint >= checkpointMs) {
         lastCheckpoint = Date.now();
         this.saveIndex();
       }
@@ -786,17 +887,38 @@ export class Library {
   async watch(onChange?: (imageIds: number[]) => void): Promise<void> {
     this.onWatchChange = onChange;
     await this.rewatch(true);
+    let heldLook = this.heldLook();
     this.offlinePoll ??= setInterval(() => {
       const before = new Set(this.offline);
       this.refreshOnline();
       const back = [...before].filter((id) => !this.offline.has(id));
       const lost = [...this.offline].filter((id) => !before.has(id));
-      if (back.length > 0 || lost.length > 0) {
+      // A held root comes back by a walk: a disk mounted on its folder changes the folder's device and inode.
+      const look = this.heldLook();
+      const remounted = look !== heldLook;
+      heldLook = look;
+      if (back.length > 0 || lost.length > 0 || remounted) {
         void this.rewatch();
         this.scheduleWatchRun();
       }
     }, 2000);
     this.offlinePoll.unref();
+  }
+
+  /** The device, inode and mtime of each held root's folder, as one string to compare. */
+  private heldLook(): string {
+    return this.catalog
+      .rootRows()
+      .filter((r) => this.catalog.rootWalk(r.id).held !== null)
+      .map((r) => {
+        try {
+          const s = statSync(r.path);
+          return `${r.id}:${s.dev}:${s.ino}:${s.mtimeMs}`;
+        } catch {
+          return `${r.id}:-`;
+        }
+      })
+      .join(' ');
   }
 
   private onWatchChange: ((imageIds: number[]) => void) | undefined;
@@ -895,6 +1017,82 @@ function idleProgress(): IndexProgress {
     etaSeconds: null,
     currentFile: null,
   };
+}
+
+/** Manifest name + sha256 of its manifest.json: embeddings of another version are re-embedded. */
+function modelVersionOf(modelDir: string, name: string): string {
+  const sha = createHash('sha256')
+    .update(readFileSync(join(modelDir, MANIFEST_FILE)))
+    .digest('hex');
+  return `${name}@${sha.slice(0, 16)}`;
+}
+
+/** What one root's walk found against the catalog. */
+interface RootPlan {
+  root: string;
+  device: string;
+  /** Photo files the walk found. */
+  seen: number;
+  /** Photos the catalog holds for the root. */
+  known: number;
+  failures: WalkResult['failures'];
+  fresh: WalkedFile[];
+  modified: Array<{ known: KnownFile; file: WalkedFile }>;
+  missing: KnownFile[];
+}
+
+/** A root losing at least this many photos, and more than half of them, in one walk is held (see reconcile). */
+const MOST_GONE_MIN = 10;
+
+/**
+ * Why a walk looks like an unmounted disk (the empty mount point left behind, or another disk in its place)
+ * rather than photos the person deleted; null when it does not. Removing on such a walk would throw away the
+ * person's tags and captions, which no remount brings back.
+ */
+function suspectWalk(plan: RootPlan, lastDevice: string | null): string | null {
+  if (plan.missing.length === 0) return null;
+  if (plan.seen === 0)
+    return `no photos were found in it, though the catalog holds ${plan.known} (an unmounted disk or network share?); nothing was removed`;
+  if (lastDevice !== null && lastDevice !== plan.device)
+    return `it is on another disk than at its last index and ${plan.missing.length} of its ${plan.known} photos are not there (another disk mounted in its place?); nothing was removed`;
+  return null;
+}
+
+/** Matches the missing photos of these roots to their new files by hash: moved, new, and really gone. */
+function planMoves(
+  plans: Array<[number, RootPlan]>,
+  hashes: Map<string, string | null>,
+): {
+  moved: Array<{ from: KnownFile; rootId: number; root: string; file: WalkedFile }>;
+  fresh: Array<{ rootId: number; root: string; file: WalkedFile }>;
+  gone: Set<number>;
+} {
+  const movedFrom = new Map<string, KnownFile[]>();
+  const gone = new Set<number>();
+  for (const [, plan] of plans) {
+    for (const m of plan.missing) {
+      gone.add(m.id);
+      if (m.hash) movedFrom.set(m.hash, [...(movedFrom.get(m.hash) ?? []), m]);
+    }
+  }
+  const moved: Array<{ from: KnownFile; rootId: number; root: string; file: WalkedFile }> = [];
+  const fresh: Array<{ rootId: number; root: string; file: WalkedFile }> = [];
+  for (const [rootId, plan] of plans) {
+    for (const file of plan.fresh) {
+      const hash = hashes.get(file.path);
+      const from = hash ? movedFrom.get(hash)?.pop() : undefined;
+      if (from) {
+        moved.push({ from, rootId, root: plan.root, file });
+        gone.delete(from.id);
+      } else fresh.push({ rootId, root: plan.root, file });
+    }
+  }
+  return { moved, fresh, gone };
+}
+
+/** Why a root is offline: its folder is gone, or a walk held it (see reconcile); null when online. */
+function offlineReason(path: string, held: string | null): string | null {
+  return isDir(path) ? held : 'the folder is missing (an unplugged disk?); its photos are kept';
 }
 
 function isDir(path: string): boolean {

@@ -1,6 +1,7 @@
 import { closeSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { SagasuError } from '../errors.ts';
+import { writeError } from '../files.ts';
 
 /** Another Sagasu process (or another Library in this one) holds the library open. */
 export class LibraryLockedError extends SagasuError {
@@ -8,6 +9,20 @@ export class LibraryLockedError extends SagasuError {
     super('library-locked', dir, reason);
   }
 }
+
+/** The library folder cannot be written (a read-only disk, or another user's folder): nothing can change. */
+export class LibraryReadOnlyError extends SagasuError {
+  constructor(dir: string, options?: { cause?: unknown }) {
+    super(
+      'library-read-only',
+      dir,
+      'the library folder cannot be written (a read-only disk, or no permission), so photos cannot be indexed or edited here; `sagasu status` still reads it, or pick a writable folder with --library',
+      options,
+    );
+  }
+}
+
+const READ_ONLY = new Set(['EROFS', 'EACCES', 'EPERM']);
 
 export const LOCK_FILE = 'sagasu.lock';
 
@@ -29,7 +44,9 @@ export function acquireLock(dir: string): () => void {
     try {
       fd = openSync(file, 'wx');
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code && READ_ONLY.has(code)) throw new LibraryReadOnlyError(dir, { cause: error });
+      if (code !== 'EEXIST') throw writeError(file, error);
       const owner = readOwner(file);
       if (owner !== null && owner !== process.pid && alive(owner)) {
         throw new LibraryLockedError(
@@ -41,7 +58,9 @@ export function acquireLock(dir: string): () => void {
       try {
         unlinkSync(file);
       } catch (unlinkError) {
-        if ((unlinkError as NodeJS.ErrnoException).code !== 'ENOENT') throw unlinkError;
+        const code = (unlinkError as NodeJS.ErrnoException).code;
+        if (code && READ_ONLY.has(code)) throw new LibraryReadOnlyError(dir, { cause: unlinkError });
+        if (code !== 'ENOENT') throw writeError(file, unlinkError);
       }
       continue;
     }

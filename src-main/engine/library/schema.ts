@@ -88,10 +88,27 @@ export const MIGRATIONS: readonly string[] = [
   -- Keyword search: rowid = images.id. Written by the catalog (CJK split into single characters, so a query
   -- of one kanji finds it inside a longer name); not a content table, so a rebuild is just re-inserting.
   CREATE VIRTUAL TABLE keywords USING fts5(name, folders, tags, tokenize = 'unicode61 remove_diacritics 2');
-  `, // 2: each photo's most probable ImageNet classes (the concept score of search), from the same CNN pass as
-  // its vector. Depends on nothing but images, so it can follow any other migration.
+  `,
+  // 2: what the last walk of each root saw, so an unmounted disk is held offline instead of emptied.
   `
-  -- fusion/classes.ts's layout: per class uint16 id (little-endian) + uint8 log-probability, most probable first.
+  -- st_dev of the root folder at the last walk that was taken as it is.
+  ALTER TABLE roots ADD COLUMN device TEXT;
+  -- Why the last walk left this root alone (emptied, another device, most photos gone at once); NULL when it did not.
+  ALTER TABLE roots ADD COLUMN held TEXT;
+  `,
+  // 3: what the last walk of each root could not take (a folder it could not list, a name not in UTF-8), and why.
+  `
+  CREATE TABLE walk_failures (
+    root_id INTEGER NOT NULL REFERENCES roots(id) ON DELETE CASCADE,
+    path TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    PRIMARY KEY (root_id, path)
+  ) STRICT;
+  `,
+  `
+  -- 4: each photo's most probable ImageNet classes (the concept score of search), from the same CNN pass as its
+  -- vector; depends on nothing but images. Layout (fusion/classes.ts): per class uint16 id (little-endian) +
+  -- uint8 log-probability, most probable first.
   CREATE TABLE classes (
     image_id INTEGER PRIMARY KEY REFERENCES images(id) ON DELETE CASCADE,
     top BLOB NOT NULL

@@ -3,6 +3,7 @@ import { closeSync, fstatSync, fsyncSync, openSync, readSync, renameSync, rmSync
 import { dirname } from 'node:path';
 import hnswlib from 'hnswlib-node';
 import { SagasuError } from '../errors.ts';
+import { haltPoint } from './halt.ts';
 
 const { HierarchicalNSW } = hnswlib;
 type Hnsw = InstanceType<typeof HierarchicalNSW>;
@@ -165,6 +166,7 @@ export class VectorIndex {
         throw new Error(`wrote ${check.getCurrentCount()} of ${this.index.getCurrentCount()} vectors`);
       }
       const digest = fileDigest(tmp);
+      haltPoint('saving');
       renameSync(tmp, file);
       syncDir(dirname(file));
       return { ...digest, deleted: [...this.tombstones] };

@@ -13,6 +13,10 @@ export interface WalkResult {
   files: WalkedFile[];
   /** Folders that could not be listed (permissions, vanished mid-walk): their photos are left as they were. */
   unreadable: string[];
+  /** What the walk could not take, and why, for the person to see: unlistable folders, names not in UTF-8. */
+  failures: Array<{ path: string; reason: string }>;
+  /** The root folder's st_dev: another value than last time means another disk is mounted there. */
+  device: string;
 }
 
 /** Folders that hold system or NAS metadata, never a person's photos (compared lower-case). */
@@ -39,6 +43,7 @@ export function skippedName(name: string): boolean {
 export async function walk(root: string): Promise<WalkResult> {
   const files: WalkedFile[] = [];
   const unreadable: string[] = [];
+  const failures: Array<{ path: string; reason: string }> = [];
   const visited = new Set<string>();
   const rootStat = await stat(root);
   const realRoot = await realpath(root);
@@ -46,18 +51,33 @@ export async function walk(root: string): Promise<WalkResult> {
   const stack = [root];
   while (stack.length > 0) {
     const dir = stack.pop() as string;
-    let entries: Dirent[];
+    let entries: Dirent<Buffer>[];
     try {
-      entries = await readdir(dir, { withFileTypes: true });
-    } catch {
+      // As bytes: a name that is not UTF-8 would otherwise come back with U+FFFD in it, a path that does not exist.
+      entries = await readdir(dir, { withFileTypes: true, encoding: 'buffer' });
+    } catch (error) {
       unreadable.push(dir);
+      failures.push({
+        path: dir,
+        reason: `the folder cannot be listed (${(error as NodeJS.ErrnoException).code ?? 'error'}): photos in it are not indexed, and those indexed before are kept`,
+      });
       continue;
     }
     await Promise.all(
       entries.map(async (entry) => {
-        if (skippedName(entry.name)) return;
-        const path = join(dir, entry.name);
-        const isPhotoName = typeFromName(entry.name) !== null;
+        const lossy = entry.name.toString('utf8');
+        if (skippedName(lossy)) return;
+        const name = utf8(entry.name);
+        if (name === null) {
+          if (!entry.isFile() || typeFromName(lossy) !== null)
+            failures.push({
+              path: join(dir, lossy),
+              reason: 'its name is not valid UTF-8, so it cannot be opened by name; rename it to index it',
+            });
+          return;
+        }
+        const path = join(dir, name);
+        const isPhotoName = typeFromName(name) !== null;
         if (entry.isFile() && !isPhotoName) return;
         if (!entry.isFile() && !entry.isDirectory() && !entry.isSymbolicLink()) return;
         let s: Awaited<ReturnType<typeof stat>>;
@@ -82,5 +102,16 @@ export async function walk(root: string): Promise<WalkResult> {
       }),
     );
   }
-  return { files, unreadable };
+  return { files, unreadable, failures, device: String(rootStat.dev) };
+}
+
+// ignoreBOM keeps a leading U+FEFF: it is part of the name.
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+function utf8(bytes: Buffer): string | null {
+  try {
+    return strictUtf8.decode(bytes);
+  } catch {
+    return null;
+  }
 }

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import type { ProviderName } from '../cnn/index.ts';
@@ -13,8 +14,10 @@ import {
   VOCAB_FILE,
 } from '../joint/manifest.ts';
 import { floatOutput, type OnnxOptions, openVerifiedSession, requireIo } from '../joint/onnx.ts';
+import { modelsDir } from '../paths.ts';
 import { JA_TOKENIZER_VERSION, japaneseTokenizer } from './japanese.ts';
 import type { Language } from './language.ts';
+import { WordSubstitutes } from './substitutes.ts';
 import { TOKENIZER_VERSION, tokenizeEnglish } from './tokenize.ts';
 import { PAD_ID, UNK_ID, Vocabulary } from './vocabulary.ts';
 
@@ -28,14 +31,23 @@ export const MAX_SENTENCE_TOKENS = 256;
 export interface SentenceEncoderOptions extends OnnxOptions {
   /** Sentences per ONNX run (default 128); only memory depends on it, never the vectors. */
   batchSize?: number;
+  /**
+   * English only: the folder of stand-ins for words the vocabulary lacks (scripts/words-build.py; default
+   * models/words/en). One folder for every English encoder built on its vocabulary, so the FNE model and the
+   * one-layer baseline read the same words and their A/B stays fair. null, or a folder without manifest.json:
+   * every unknown word is <unk>.
+   */
+  wordsDir?: string | null;
 }
 
 /** What the encoder makes of a sentence before the network sees it. */
 export interface SentenceAnalysis {
   tokens: string[];
   ids: Int32Array;
-  /** Tokens the training vocabulary lacks; each became <unk>. */
+  /** Tokens the training vocabulary lacks and that have no stand-in; each became <unk>. */
   unknown: string[];
+  /** Tokens the training vocabulary lacks, read as the vocabulary word nearest to them in word-vector space. */
+  substituted: { word: string; as: string }[];
   /** Tokens past MAX_SENTENCE_TOKENS, not read (0 for any ordinary query). */
   dropped: number;
 }
@@ -73,6 +85,9 @@ export class SentenceEncoder {
     readonly file: string,
     readonly language: Language,
     private readonly tokenize: (text: string) => string[],
+    private readonly substitutes?: WordSubstitutes,
+    /** Why the stand-ins beside the model are not used (built against another vocabulary). */
+    readonly substitutesNote?: string,
   ) {}
 
   static async open(modelDir: string, options: SentenceEncoderOptions = {}): Promise<SentenceEncoder> {
@@ -90,10 +105,8 @@ export class SentenceEncoder {
         `trained on tokenizer ${manifest.tokenizerVersion}, but this app tokenizes ${language} with ${tokenizer.version}: its token ids would mean other words; retrain or use a matching app`,
       );
     const vocabFile = join(modelDir, VOCAB_FILE);
-    const vocabulary = Vocabulary.parse(
-      new TextDecoder().decode(await readVerified(modelDir, manifest, VOCAB_FILE)),
-      vocabFile,
-    );
+    const vocabBytes = await readVerified(modelDir, manifest, VOCAB_FILE);
+    const vocabulary = Vocabulary.parse(new TextDecoder().decode(vocabBytes), vocabFile);
     if (vocabulary.size !== manifest.vocabSize)
       throw new ModelError(
         'invalid-model',
@@ -110,8 +123,16 @@ export class SentenceEncoder {
     );
     requireIo(session, modelFile, ['tokens', 'lengths'], 'embedding');
     let tokenize: (text: string) => string[];
+    let substitutes: WordSubstitutes | { stale: string } | undefined;
     try {
       tokenize = await tokenizer.load();
+      const wordsDir = options.wordsDir === undefined ? join(modelsDir, 'words', 'en') : options.wordsDir;
+      if (language === 'en' && wordsDir !== null)
+        substitutes = await WordSubstitutes.open(
+          wordsDir,
+          vocabulary,
+          createHash('sha256').update(vocabBytes).digest('hex'),
+        );
     } catch (error) {
       await session.release();
       throw error;
@@ -125,7 +146,14 @@ export class SentenceEncoder {
       modelFile,
       language,
       tokenize,
+      substitutes instanceof WordSubstitutes ? substitutes : undefined,
+      substitutes && 'stale' in substitutes ? substitutes.stale : undefined,
     );
+  }
+
+  /** How many words beyond the vocabulary this encoder reads through a stand-in (0 without the folder). */
+  get substituteWords(): number {
+    return this.substitutes?.size ?? 0;
   }
 
   /** Dimension of the joint space. */
@@ -136,18 +164,39 @@ export class SentenceEncoder {
   analyze(text: string): SentenceAnalysis {
     const all = this.tokenize(text);
     const tokens = all.slice(0, MAX_SENTENCE_TOKENS);
-    const ids = this.vocabulary.encode(tokens);
+    const ids = this.idsOf(tokens);
     return {
       tokens,
       ids,
       unknown: tokens.filter((_, k) => ids[k] === UNK_ID),
+      substituted: tokens.flatMap((word, k) =>
+        this.vocabulary.has(word) || ids[k] === UNK_ID
+          ? []
+          : [{ word, as: this.vocabulary.tokens[ids[k] as number] as string }],
+      ),
       dropped: all.length - tokens.length,
     };
   }
 
-  /** Token ids of a sentence as the model reads them (the first MAX_SENTENCE_TOKENS); empty when it has no words. */
+  /**
+   * Token ids of a sentence as the model reads them (the first MAX_SENTENCE_TOKENS); empty when it has no words.
+   * A word the vocabulary lacks reads as its stand-in where there is one, else as <unk>.
+   */
   tokenIds(text: string): Int32Array {
+    return this.idsOf(this.tokenize(text).slice(0, MAX_SENTENCE_TOKENS));
+  }
+
+  /** The ids of the vocabulary alone (no stand-ins): what training and prepared data hold. */
+  vocabularyIds(text: string): Int32Array {
     return this.vocabulary.encode(this.tokenize(text).slice(0, MAX_SENTENCE_TOKENS));
+  }
+
+  private idsOf(tokens: readonly string[]): Int32Array {
+    const ids = this.vocabulary.encode(tokens);
+    if (this.substitutes)
+      for (const [k, word] of tokens.entries())
+        if (ids[k] === UNK_ID) ids[k] = this.substitutes.idOf(word) ?? UNK_ID;
+    return ids;
   }
 
   /** Row-major [texts.length, dim] unit vectors, in input order. */

@@ -14,5 +14,6 @@ export {
   tokenizeJapanese,
 } from './japanese.ts';
 export { detectLanguage, LANGUAGES, type Language } from './language.ts';
+export { SUBSTITUTES_FILE, WordSubstitutes, WordVectorError } from './substitutes.ts';
 export { TOKENIZER_VERSION, tokenizeEnglish } from './tokenize.ts';
 export { PAD, PAD_ID, UNK, UNK_ID, Vocabulary, VocabularyError } from './vocabulary.ts';

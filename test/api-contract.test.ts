@@ -1,0 +1,33 @@
+import { describe, expect, it } from 'vitest';
+import { parseInput } from '../src-main/engine/api/contract.ts';
+import { ArgumentError } from '../src-main/engine/errors.ts';
+
+describe('contract: dates', () => {
+  const search = (filters: Record<string, unknown>) => parseInput('search', { query: 'a dog', filters });
+
+  it('takes real calendar days, leap days included', () => {
+    expect(search({ from: '2024-02-29', to: '2024-12-31' }).filters).toEqual({
+      from: '2024-02-29',
+      to: '2024-12-31',
+    });
+  });
+
+  it.each([
+    ['from', '2024-02-31'],
+    ['from', '2023-02-29'],
+    ['to', '2024-04-31'],
+    ['to', '2024-13-01'],
+    ['from', '2024-00-10'],
+    ['to', '2024-01-00'],
+  ])('refuses an impossible %s date %s with an ArgumentError naming the argument', (field, value) => {
+    const call = () => search({ [field]: value });
+    expect(call).toThrow(ArgumentError);
+    expect(call).toThrow(`search.filters.${field}: ${value} is not a day of the calendar`);
+  });
+
+  it('still refuses what is not YYYY-MM-DD', () => {
+    expect(() => search({ from: '31/02/2024' })).toThrow(
+      'search.filters.from: expected a date as YYYY-MM-DD',
+    );
+  });
+});
