@@ -216,12 +216,18 @@ ternary. \`fne-last\`: \`Conv_1\` alone, ternary. \`one-layer\`: \`Conv_1\` stan
 baseline).
 
 ${shipped}`;
-// The Japanese section is measured by scripts/results-ja.ts and `sagasu eval --lang ja`, not by this script:
-// kept as it is.
+// The Japanese section (scripts/results-ja.ts, `sagasu eval --lang ja`) and the search section (npm run eval,
+// calibrate and demo:queries) are measured elsewhere, not by this script: kept as they are.
 const previous = await readFile(join(projectRoot, 'docs', 'RESULTS.md'), 'utf8').catch(() => '');
-const japanese = previous.indexOf('\n## Japanese');
-const kept =
-  japanese < 0 ? '' : previous.slice(japanese + 1, previous.indexOf('\n## ', japanese + 4) + 1 || undefined);
+const keptSection = (heading: string) => {
+  const at = previous.indexOf(`\n## ${heading}`);
+  return at < 0 ? '' : previous.slice(at + 1, previous.indexOf('\n## ', at + 4) + 1 || undefined);
+};
+const kept = ['Japanese', 'Search']
+  .map(keptSection)
+  .filter(Boolean)
+  .map((k) => k.trimEnd())
+  .join('\n\n');
 await writeFile(
   join(projectRoot, 'docs', 'RESULTS.md'),
   kept ? `${doc.trimEnd()}\n\n${kept.trimEnd()}\n` : doc,

@@ -3,6 +3,7 @@ import { mkdtemp, readdir, readFile, rm, truncate, writeFile } from 'node:fs/pro
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { imagenetClassProbs } from '../src-main/engine/cnn/index.ts';
 import {
   BOGUS_CAPTION_IMAGE,
   flickr8kDir,
@@ -12,10 +13,13 @@ import {
 import {
   FeatureCache,
   PREPARED_FILES,
+  PROBS_FILE,
+  PROBS_META,
   type PrepareReport,
   prepareFlickr8k,
 } from '../src-main/engine/datasets/prepare.ts';
 import { SagasuError } from '../src-main/engine/errors.ts';
+import { loadPreparedProbs, loadPreparedSplit } from '../src-main/engine/eval/prepared.ts';
 import { FneExtractor } from '../src-main/engine/fne/index.ts';
 import { TOKENIZER_VERSION, tokenizeEnglish, Vocabulary } from '../src-main/engine/text/index.ts';
 import { skipNote } from './helpers/shared.ts';
@@ -98,7 +102,9 @@ describe.skipIf(note)(`npm run data:prepare --limit-images ${LIMIT}${note}`, () 
   const readAll = async () =>
     new Map(
       await Promise.all(
-        [...PREPARED_FILES, 'meta.json'].map(async (f) => [f, await readFile(join(out, f))] as const),
+        [...PREPARED_FILES, 'meta.json', PROBS_FILE, PROBS_META].map(
+          async (f) => [f, await readFile(join(out, f))] as const,
+        ),
       ),
     );
   const int32 = (b: Buffer) => new Int32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.length));
@@ -244,13 +250,50 @@ describe.skipIf(note)(`npm run data:prepare --limit-images ${LIMIT}${note}`, () 
     expect(rebuilt.toText()).toBe((firstBytes.get('vocab.txt') as Buffer).toString('utf8'));
   });
 
+  it("keeps each image's class probabilities beside meta.json, equal to the classifier's for the file", async () => {
+    const rows = tsv(firstBytes.get('images.tsv') as Buffer).slice(1);
+    const bytes = firstBytes.get(PROBS_FILE) as Buffer;
+    expect(bytes.length).toBe(LIMIT * 1000 * 4);
+    const all = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length));
+    const meta = JSON.parse((firstBytes.get(PROBS_META) as Buffer).toString('utf8'));
+    expect(meta.metaSha256).toBe(
+      createHash('sha256')
+        .update(firstBytes.get('meta.json') as Buffer)
+        .digest('hex'),
+    );
+    const extractor = await FneExtractor.open();
+    try {
+      const dir = flickr8kDir() as string;
+      for await (const result of extractor.extract([join(dir, 'images', rows[5]?.[1] as string)])) {
+        if (!result.ok) throw result.error;
+        expect([...all.subarray(5 * 1000, 6 * 1000)]).toEqual([...imagenetClassProbs(result.features.probs)]);
+      }
+    } finally {
+      await extractor.close();
+    }
+    // A split's rows, in its order; probabilities of another preparation are refused, naming the file.
+    for (const split of ['test', 'val'] as const) {
+      const loaded = await loadPreparedSplit(out, split).catch(() => undefined);
+      if (!loaded) continue;
+      const probs = await loadPreparedProbs(loaded);
+      expect(probs).toHaveLength(loaded.images.length);
+      const i = loaded.imageIndex[0] as number;
+      expect([...(probs[0] as Float32Array)]).toEqual([...all.subarray(i * 1000, (i + 1) * 1000)]);
+      await expect(loadPreparedProbs({ ...loaded, metaSha256: '0'.repeat(64) })).rejects.toThrow(
+        new RegExp(`${PROBS_META}: belongs to another preparation`),
+      );
+    }
+  });
+
   it('reruns from the cache without the CNN and writes the same bytes', async () => {
     const second = await prepare();
     expect(second.computed).toBe(0);
     expect(second.reused).toBe(LIMIT);
     const again = await readAll();
     for (const [file, bytes] of firstBytes) expect(again.get(file)?.equals(bytes), file).toBe(true);
-    expect((await readdir(out)).sort()).toEqual([...PREPARED_FILES, 'meta.json'].sort());
+    expect((await readdir(out)).sort()).toEqual(
+      [...PREPARED_FILES, 'meta.json', PROBS_FILE, PROBS_META].sort(),
+    );
   });
 
   it('recomputes a damaged cache entry (a run killed mid-write) and still writes the same bytes', async () => {

@@ -45,10 +45,11 @@ describe.skipIf(!cnnBuilt)(`sagasu eval${skipNote({ cnn: true })}`, () => {
       results: {
         fne: { t2i: TIES_EXPECTED.t2i, rsum: TIES_EXPECTED.rsum },
         'one-layer': { t2i: TIES_EXPECTED.t2i, rsum: TIES_EXPECTED.rsum },
+        search: { t2i: TIES_EXPECTED.t2i, rsum: TIES_EXPECTED.rsum },
       },
       difference: { rsum: 0 },
     });
-    for (const key of ['fne', 'one-layer'])
+    for (const key of ['fne', 'one-layer', 'search'])
       expect(Object.keys(out.results[key].i2t).sort()).toEqual(['meanr', 'medr', 'r1', 'r10', 'r5']);
     expect(out.skipped.images.map((s: { file: string }) => s.file.split('/').at(-1))).toEqual([
       'd.jpg',
@@ -69,8 +70,12 @@ describe.skipIf(!cnnBuilt)(`sagasu eval${skipNote({ cnn: true })}`, () => {
     );
     expect(lines[header + 3]).toMatch(/^one-layer\s/);
     expect(lines[header + 4]).toMatch(/^fne − one-layer\s+±0\.0/);
+    // The app's fused ranking last: on photos of one content it ties exactly as fne does.
+    expect(lines[header + 5]).toMatch(
+      /^search\s+0\.0\s+100\.0\s+100\.0\s+4\s+3\.7\s+0\.0\s+100\.0\s+100\.0\s+3\s+3\.0\s+400\.0$/,
+    );
     // Every row as wide as the header: the columns line up.
-    for (const k of [1, 2, 3, 4]) expect(lines[header + k]?.length).toBe(lines[header]?.length);
+    for (const k of [1, 2, 3, 4, 5]) expect(lines[header + k]?.length).toBe(lines[header]?.length);
     expect(stdout).toMatch(/left out: photo .*d\.jpg: (unsupported-format|corrupt): /);
     expect(stdout).toContain(`left out: caption "!!!" (${sets.csv}:9): no words to encode`);
     expect(stderr).toContain(join(report, 'index.html'));

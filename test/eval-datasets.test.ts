@@ -226,6 +226,55 @@ describe('Flickr8k-style folders', () => {
   });
 });
 
+describe('a demo-library folder (attribution.json)', () => {
+  it('reads one caption per photo, its `shows` line, photos in list order', async () => {
+    const folder = join(dir, 'demo');
+    const list = [
+      { file: 'b.jpg', shows: 'a small lighthouse tower against a blue sky', license: 'CC0' },
+      { file: 'a.jpg', shows: 'a koala sitting in a eucalyptus tree' },
+    ];
+    await write('demo/attribution.json', JSON.stringify(list, null, 2));
+    const data = await loadEvalDataset(folder);
+    expect(data.format).toBe('demo');
+    expect(data.images).toEqual([join(folder, 'b.jpg'), join(folder, 'a.jpg')]);
+    expect(data.captions.map((c) => [c.text, c.image])).toEqual([
+      ['a small lighthouse tower against a blue sky', 0],
+      ['a koala sitting in a eucalyptus tree', 1],
+    ]);
+    expect(data.captions[1]?.where).toBe(`${join(folder, 'attribution.json')}:8`);
+  });
+
+  it('names the file and line of an entry without `shows`, of a photo listed twice and of bad JSON', async () => {
+    const folder = join(dir, 'demo-bad');
+    const file = await write(
+      'demo-bad/attribution.json',
+      JSON.stringify([{ file: 'a.jpg', shows: 'x' }, { file: 'b.jpg' }], null, 2),
+    );
+    const missing = await refusal(loadEvalDataset(folder));
+    expect(missing.subject).toBe(`${file}:7`);
+    expect(missing.message).toMatch(/\[1\]\.shows/);
+    await write(
+      'demo-bad/attribution.json',
+      JSON.stringify(
+        [
+          { file: 'a.jpg', shows: 'x' },
+          { file: 'a.jpg', shows: 'y' },
+        ],
+        null,
+        2,
+      ),
+    );
+    const twice = await refusal(loadEvalDataset(folder));
+    expect(twice.subject).toBe(`${file}:7`);
+    expect(twice.message).toContain('a.jpg is listed twice');
+    await write('demo-bad/attribution.json', '[{"file": "a.jpg",\n "shows": }]');
+    const json = await refusal(loadEvalDataset(folder));
+    expect(json.code).toBe('dataset-damaged');
+    expect(json.subject.startsWith(file)).toBe(true);
+    expect(json.message).toMatch(/not JSON/);
+  });
+});
+
 describe('caption language by script', () => {
   it('is Japanese when most captions hold kana or kanji', () => {
     expect(detectLang(['犬が走る', 'a dog', '猫'])).toBe('ja');

@@ -56,7 +56,8 @@ describe.skipIf(!cnnBuilt)(`the sagasu eval report${skipNote({ cnn: true })}`, (
           rows.map((r) => [...r.querySelectorAll('td')].map((td) => td.textContent?.trim() ?? '')),
         );
         expect(table).toEqual(figureRows(run).map((r) => [r.label, ...r.cells]));
-        expect(await page.locator('svg[aria-label="R@K bar chart"] rect').count()).toBe(12);
+        // Six R@K bars for each of fne, one-layer and search.
+        expect(await page.locator('svg[aria-label="R@K bar chart"] rect').count()).toBe(18);
         // Four failures per model, each with the expected photo and the two identical ones above it.
         const thumbs = await page.$$eval('img.thumb', (imgs) =>
           imgs.map((img) => {

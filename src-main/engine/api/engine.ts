@@ -14,6 +14,15 @@ import {
 } from '../describe/index.ts';
 import { ArgumentError, ImageError, SagasuError } from '../errors.ts';
 import { FneExtractor } from '../fne/index.ts';
+import {
+  conceptScores,
+  conceptWeight,
+  type FusionWeights,
+  fusedScore,
+  topRows,
+  unknownShare,
+  zNormalize,
+} from '../fusion/index.ts';
 import { readPhotoFile } from '../image/index.ts';
 import { JointModel, jointModelsDir } from '../joint/index.ts';
 import { type ImageRecord, idleProgress, Library, PHOTO_EXTENSIONS } from '../library/index.ts';
@@ -43,6 +52,8 @@ export interface EngineOptions {
   xmpNaming?: 'photo.jpg.xmp' | 'photo.xmp';
   /** Keep the catalog current while this engine runs (the app's doors; a one-shot CLI command does not). */
   watch?: boolean;
+  /** The concept lexicon (default models/concepts/lexicon.json). */
+  conceptLexicon?: string;
 }
 
 /** What a door holds: the contract, plus the bytes the contract cannot carry as JSON. */
@@ -66,8 +77,18 @@ interface RankedQuery {
 
 const FIRST_FETCH = 1000;
 const KEYWORD_LIMIT = 200;
-/** A literal match on a file or tag name lifts a photo above photos that only match by vector. */
+/** Without fitted fusion weights: a literal match on a file or tag name lifts a photo above vector matches. */
 const KEYWORD_BONUS = 0.1;
+/** Photos taken into the ranking for their concept score alone (beside the nearest by joint cosine). */
+const CONCEPT_CANDIDATES = 500;
+
+/** How search ranks: the fused score and its cutoff when models/search.json has them, else the cosine's. */
+interface Ranking {
+  cutoff: number | null;
+  fusion: { weights: FusionWeights; lexicon: ConceptLexicon } | null;
+  /** Why concepts are off (said once per query in the page's note), or null. */
+  off: string | null;
+}
 const THUMB_SIZES = [128, 256, 512, 1024] as const;
 
 const MIME: Record<string, string> = {
@@ -106,8 +127,12 @@ export class Engine implements EngineHost {
     private readonly library: Library,
     private readonly model: JointModel,
     private readonly extractor: FneExtractor,
-    private readonly cutoff: number | null,
+    private readonly ranking: Ranking,
   ) {}
+
+  private get cutoff(): number | null {
+    return this.ranking.cutoff;
+  }
 
   static async open(options: EngineOptions): Promise<Engine> {
     const modelDir = options.modelDir ?? join(jointModelsDir, 'fne');
@@ -122,7 +147,21 @@ export class Engine implements EngineHost {
     }
     // With the model's directory, a retrained model of the same name does not inherit an old cutoff.
     const calibration = await loadSearchCalibration(model.name, { modelDir: model.dir });
-    const engine = new Engine(options, library, model, extractor, calibration?.cutoff ?? null);
+    const ranking: Ranking = { cutoff: calibration?.cutoff ?? null, fusion: null, off: null };
+    if (calibration?.fusion) {
+      try {
+        const lexicon = await ConceptLexicon.load(options.conceptLexicon);
+        Object.assign(ranking, {
+          cutoff: calibration.fusion.cutoff,
+          fusion: { weights: calibration.fusion.weights, lexicon },
+        });
+      } catch (error) {
+        // A damaged lexicon costs the concepts, not search: the joint score and its own cutoff still rank.
+        if (!(error instanceof SagasuError)) throw error;
+        ranking.off = `Concepts are off: ${error.message}`;
+      }
+    }
+    const engine = new Engine(options, library, model, extractor, ranking);
     if (options.watch) await library.watch((imageIds) => engine.changed(imageIds));
     return engine;
   }
@@ -314,7 +353,7 @@ export class Engine implements EngineHost {
     const allow = allowed ? (id: number) => allowed.has(id) : undefined;
     const n = Math.min(fetch, this.library.counts().indexed);
     const nearest = this.library.nearest(vector, n, allow);
-    const scores = new Map(nearest.map((h) => [h.imageId, h.score]));
+    const cosines = new Map(nearest.map((h) => [h.imageId, h.score]));
     // File, folder and tag names are matched on the sentence's content words only: "on the" names nothing.
     const content = query
       .split(/\s+/)
@@ -322,22 +361,76 @@ export class Engine implements EngineHost {
       .join(' ');
     const keyword = this.library.keyword(content, KEYWORD_LIMIT).filter((k) => !allow || allow(k.imageId));
     const literal = new Set(keyword.map((k) => k.imageId));
+    const concept = await this.conceptTerm(query, resolved, allow, analysis.unknown);
+    if (this.ranking.off && !base.note) base.note = this.ranking.off;
+    const weights = this.ranking.fusion?.weights;
+    const keywordWeight = weights?.keyword ?? KEYWORD_BONUS;
+    const fused = (id: number, cosine: number) =>
+      weights
+        ? fusedScore(cosine, concept?.z(id) ?? 0, literal.has(id), weights, concept?.unknownShare ?? 0)
+        : cosine + (literal.has(id) ? keywordWeight : 0);
+    const candidates = new Set([...cosines.keys(), ...literal, ...(concept?.top ?? [])]);
+    const lambda = weights ? conceptWeight(weights, concept?.unknownShare ?? 0) : 0;
+    const lastScore = nearest.at(-1)?.score ?? Number.NEGATIVE_INFINITY;
     const hits: Hit[] = [];
-    for (const { imageId, score } of nearest) {
+    for (const imageId of candidates) {
+      let cosine = cosines.get(imageId);
+      if (cosine === undefined) {
+        // Beyond the fetched nearest its cosine is at most the last one's: skip what cannot reach the cutoff
+        // before reading its vector from the catalog.
+        const bound = lastScore + lambda * (concept?.z(imageId) ?? 0);
+        if (!literal.has(imageId) && cutoff !== null && nearest.length === n && bound < cutoff) continue;
+        // Found by name or concept, beyond the nearest: its stored vector still gives the joint score.
+        const image = this.library.image(imageId);
+        if (!image || !this.library.rootOnline(image.rootId)) continue;
+        const stored = this.library.vector(imageId);
+        if (!stored) continue;
+        cosine = dot(stored, vector);
+      }
+      const score = fused(imageId, cosine);
       const matched = literal.has(imageId);
       if (!matched && cutoff !== null && score < cutoff) continue;
-      hits.push(this.hit(imageId, matched ? score + KEYWORD_BONUS : score, matched ? 'both' : 'vector'));
+      hits.push(this.hit(imageId, score, matched ? (cosines.has(imageId) ? 'both' : 'keyword') : 'vector'));
     }
-    for (const { imageId } of keyword) {
-      if (scores.has(imageId)) continue;
-      const stored = this.library.vector(imageId);
-      const score = stored ? dot(stored, vector) : 0;
-      hits.push(this.hit(imageId, score + KEYWORD_BONUS, 'keyword'));
-    }
-    hits.sort((x, y) => y.score - x.score);
-    const lastScore = nearest.at(-1)?.score ?? Number.NEGATIVE_INFINITY;
-    const more = nearest.length === fetch && (cutoff === null || lastScore >= cutoff);
+    hits.sort((x, y) => y.score - x.score || x.imageId - y.imageId);
+    // Beyond the fetched nearest, a photo can still pass on its concept score: at most λ · zCap above its cosine.
+    const lift = weights ? lambda * weights.zCap : 0;
+    const more = nearest.length === fetch && (cutoff === null || lastScore + lift >= cutoff);
     return { key, hits, more, fetched: fetch, page: base };
+  }
+
+  /**
+   * The query's concept z-values for every photo with stored classes (z across the whole library, so a
+   * filter does not change a photo's score), and the best-scoring allowed photos as extra candidates.
+   * Null when concepts are off or the query names none.
+   */
+  private async conceptTerm(
+    query: string,
+    lang: 'en' | 'ja',
+    allow: ((id: number) => boolean) | undefined,
+    unknownWords: readonly string[],
+  ): Promise<{ z: (id: number) => number; top: number[]; unknownShare: number } | null> {
+    const fusion = this.ranking.fusion;
+    if (!fusion) return null;
+    const table = this.library.classes();
+    const rows = table.view();
+    const terms = await fusion.lexicon.query(query, lang);
+    const scores = conceptScores(terms, rows, fusion.weights.floor);
+    if (!scores) return null;
+    const zs = zNormalize(scores, fusion.weights.zCap);
+    const order = topRows(
+      zs,
+      CONCEPT_CANDIDATES,
+      allow ? (row) => allow(rows.ids[row] as number) : undefined,
+    );
+    return {
+      z: (id) => {
+        const row = table.row(id);
+        return row === undefined ? 0 : (zs[row] as number);
+      },
+      top: order.slice(0, CONCEPT_CANDIDATES).map((row) => rows.ids[row] as number),
+      unknownShare: unknownShare(terms, new Set(unknownWords)),
+    };
   }
 
   private hit(imageId: number, score: number, via: Hit['via']): Hit {

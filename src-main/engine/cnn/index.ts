@@ -11,7 +11,7 @@ export {
   verifiedCnn,
 } from './build.ts';
 export { CNN_MODES, type CnnMode, convertTfliteToOnnx, type LayerInfo } from './converter.ts';
-export { loadLabels } from './labels.ts';
+export { IMAGENET_CLASSES, imagenetClassProbs, loadLabels } from './labels.ts';
 export { DataType, OnnxGraphBuilder, onnxModelType } from './onnx-writer.ts';
 export { chooseProviders, type OnnxOptions, openSession, type ProviderName } from './providers.ts';
 export { type CnnOutputs, CnnSession, type CnnSessionOptions } from './session.ts';

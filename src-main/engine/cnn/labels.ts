@@ -48,3 +48,21 @@ export async function loadLabels(path: string): Promise<string[]> {
   }
   return parseImagenetLabels(text, path);
 }
+
+/** ImageNet's classes, in ../shared/models/imagenet_synsets.txt order: what class index i means everywhere. */
+export const IMAGENET_CLASSES = 1000;
+
+/**
+ * The one place a CNN's classifier outputs become class probabilities 0..999: MobileNetV2 puts a
+ * "background" output first (class i = output i + 1), a 1000-way backbone (ResNet-50) does not. Anything
+ * else is a model this engine cannot label.
+ */
+export function imagenetClassProbs(outputs: Float32Array): Float32Array {
+  if (outputs.length === IMAGENET_CLASSES) return outputs;
+  if (outputs.length === IMAGENET_CLASS_COUNT) return outputs.subarray(1);
+  throw new ModelError(
+    'invalid-model',
+    'probs',
+    `the classifier has ${outputs.length} outputs; expected ${IMAGENET_CLASSES} ImageNet classes, or ${IMAGENET_CLASS_COUNT} with background first`,
+  );
+}

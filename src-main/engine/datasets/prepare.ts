@@ -2,7 +2,14 @@ import { createHash } from 'node:crypto';
 import { mkdir, open, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { endianness } from 'node:os';
 import { join } from 'node:path';
-import { type CnnBackbone, type CnnManifest, DEFAULT_CNN_MODE, verifiedCnn } from '../cnn/index.ts';
+import {
+  type CnnBackbone,
+  type CnnManifest,
+  DEFAULT_CNN_MODE,
+  IMAGENET_CLASSES,
+  imagenetClassProbs,
+  verifiedCnn,
+} from '../cnn/index.ts';
 import { ArgumentError, SagasuError } from '../errors.ts';
 import {
   DEFAULT_THRESHOLDS,
@@ -131,11 +138,102 @@ export class FeatureCache {
   }
 }
 
+const PROBS_MAGIC = 'SGP1';
+
+/**
+ * The classifier's probabilities of one image content, beside its features (`<sha>.probs`: "SGP1", uint32
+ * class count, float32 probabilities of the ImageNet classes 0..999). A separate file, so the feature files
+ * other checkouts read keep their layout.
+ */
+export class ProbsCache {
+  constructor(readonly dir: string) {}
+
+  path(sha256: string): string {
+    return join(this.dir, sha256.slice(0, 2), `${sha256}.probs`);
+  }
+
+  async get(sha256: string): Promise<Float32Array | undefined> {
+    let bytes: Buffer;
+    try {
+      bytes = await readFile(this.path(sha256));
+    } catch {
+      return undefined;
+    }
+    if (bytes.length !== 8 + 4 * IMAGENET_CLASSES || bytes.toString('ascii', 0, 4) !== PROBS_MAGIC)
+      return undefined;
+    if (bytes.readUInt32LE(4) !== IMAGENET_CLASSES) return undefined;
+    return new Float32Array(bytes.buffer.slice(bytes.byteOffset + 8, bytes.byteOffset + bytes.length));
+  }
+
+  /** `outputs`: the CNN's classifier row as it comes (the class mapping is applied here, once). */
+  async put(sha256: string, outputs: Float32Array): Promise<void> {
+    const probs = imagenetClassProbs(outputs);
+    const header = Buffer.alloc(8);
+    header.write(PROBS_MAGIC, 0, 'ascii');
+    header.writeUInt32LE(probs.length, 4);
+    const file = this.path(sha256);
+    await mkdir(join(this.dir, sha256.slice(0, 2)), { recursive: true });
+    const temp = `${file}.${process.pid}.tmp`;
+    await writeFile(temp, Buffer.concat([header, bytesOf(probs)]));
+    await rename(temp, file);
+  }
+}
+
 function bytesOf(view: ArrayBufferView): Buffer {
   return Buffer.from(view.buffer, view.byteOffset, view.byteLength);
 }
 
 // ---------------------------------------------------------------------------------------------------------
+
+/** Beside meta.json, not in it: the preparation's identity (meta.json's sha256, which models record) stays. */
+export const PROBS_FILE = 'probs.f32';
+export const PROBS_META = 'probs.json';
+
+export interface PreparedProbsMeta {
+  format: 'sagasu-flickr8k-probs/1';
+  /** sha256 of the meta.json these rows belong to. */
+  metaSha256: string;
+  images: number;
+  classes: number;
+  layout: string;
+  file: { bytes: number; sha256: string };
+}
+
+async function writeProbs(
+  out: string,
+  images: readonly Flickr8kImage[],
+  shas: readonly string[],
+  cache: ProbsCache,
+  metaText: string,
+): Promise<void> {
+  const file = await OutputFile.create(join(out, PROBS_FILE));
+  let written: { bytes: number; sha256: string };
+  try {
+    for (const [i, img] of images.entries()) {
+      const probs = await cache.get(shas[i] as string);
+      if (!probs)
+        throw new SagasuError(
+          'cache-changed',
+          cache.path(shas[i] as string),
+          `probabilities of ${img.image} vanished`,
+        );
+      await file.write(probs);
+    }
+  } finally {
+    written = await file.close();
+  }
+  await file.commit();
+  const meta: PreparedProbsMeta = {
+    format: 'sagasu-flickr8k-probs/1',
+    metaSha256: createHash('sha256').update(metaText).digest('hex'),
+    images: images.length,
+    classes: IMAGENET_CLASSES,
+    layout: `float32 little-endian [${images.length}, ${IMAGENET_CLASSES}] row-major: the classifier's probability of each ImageNet class (../shared/models/imagenet_synsets.txt order); row i = images.tsv index i`,
+    file: written,
+  };
+  await writeFile(join(out, `${PROBS_META}.tmp`), `${JSON.stringify(meta, null, 2)}\n`);
+  await rename(join(out, `${PROBS_META}.tmp`), join(out, PROBS_META));
+}
 
 export interface PrepareOptions {
   /** Where the prepared files go (default .cache/data/flickr8k). */
@@ -327,6 +425,7 @@ export async function prepareFlickr8k(options: PrepareOptions = {}): Promise<Pre
     oneLayerDim,
     DEFAULT_THRESHOLDS,
   );
+  const probsCache = new ProbsCache(cache.dir);
 
   // Images, verified against the data set's manifest when it has one.
   const allImages = await listImages(dataDir);
@@ -362,7 +461,8 @@ export async function prepareFlickr8k(options: PrepareOptions = {}): Promise<Pre
   const missing = new Map<string, string>();
   for (const [i, img] of images.entries()) {
     const sha = shas[i] as string;
-    if (!missing.has(sha) && !(await cache.get(sha))) missing.set(sha, img.path);
+    if (!missing.has(sha) && (!(await cache.get(sha)) || !(await probsCache.get(sha))))
+      missing.set(sha, img.path);
   }
   const distinct = new Set(shas).size;
   log(
@@ -385,9 +485,10 @@ export async function prepareFlickr8k(options: PrepareOptions = {}): Promise<Pre
       )) {
         if (!result.ok) throw result.error;
         const [sha] = pending[done++] as [string, string];
-        const { fne, oneLayer } = result.features;
+        const { fne, oneLayer, probs } = result.features;
         if (!fne) throw new Error('the extractor ran without statistics');
         await cache.put(sha, { fne, oneLayer });
+        await probsCache.put(sha, probs);
         options.onProgress?.(done, pending.length);
       }
     } finally {
@@ -526,8 +627,11 @@ export async function prepareFlickr8k(options: PrepareOptions = {}): Promise<Pre
     },
     files,
   };
-  await writeFile(join(out, 'meta.json.tmp'), `${JSON.stringify(meta, null, 2)}\n`);
+  const metaText = `${JSON.stringify(meta, null, 2)}\n`;
+  await rm(join(out, PROBS_META), { force: true });
+  await writeFile(join(out, 'meta.json.tmp'), metaText);
   await rename(join(out, 'meta.json.tmp'), join(out, 'meta.json'));
+  await writeProbs(out, images, shas as string[], probsCache, metaText);
   log(
     `data:prepare: ${images.length} images, ${kept.length} captions (${emptyCaptions} with no tokens), ` +
       `${meta.tokens} tokens, vocabulary ${vocab.size} at min count ${minCount}, in ${out}`,

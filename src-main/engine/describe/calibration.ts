@@ -20,6 +20,20 @@ const entry = z.looseObject({
   matchingAbove: z.number().min(0).max(1),
   /** Share of non-matching pairs above it. */
   nonMatchingAbove: z.number().min(0).max(1),
+  /** Search's fused score (joint cosine + concept + keyword): its weights and its own cutoff. */
+  fusion: z
+    .looseObject({
+      weights: z.object({
+        concept: z.number().min(0),
+        unknown: z.number().min(0),
+        keyword: z.number().min(0),
+        zCap: z.number().positive(),
+        floor: z.number().positive().max(1).optional(),
+      }),
+      cutoff: z.number(),
+      how: z.string(),
+    })
+    .optional(),
 });
 const fileSchema = z.object({ format: z.literal(SEARCH_CALIBRATION_FORMAT), models: z.array(entry) });
 
@@ -100,6 +114,8 @@ export function pairScores(
   sentences: Float32Array,
   captionImage: ArrayLike<number>,
   dim: number,
+  /** Changes sentence s's row of scores before it is split (the fused score's concept term). */
+  adjust?: (s: number, m: 1, row: Float32Array) => void,
 ): PairScores {
   const nImages = images.length / dim;
   const nSentences = sentences.length / dim;
@@ -117,14 +133,19 @@ export function pairScores(
   const nonMatching = new Float32Array(nImages * nSentences - nSentences);
   let m = 0;
   let n = 0;
+  const row = new Float32Array(nImages);
   for (let s = 0; s < nSentences; s++) {
     const own = captionImage[s] as number;
     const sBase = s * dim;
     for (let i = 0, iBase = 0; i < nImages; i++, iBase += dim) {
       let acc = 0;
       for (let j = 0; j < dim; j++) acc += (images[iBase + j] as number) * (sentences[sBase + j] as number);
-      if (i === own) matching[m++] = acc;
-      else nonMatching[n++] = acc;
+      row[i] = acc;
+    }
+    adjust?.(s, 1, row);
+    for (let i = 0; i < nImages; i++) {
+      if (i === own) matching[m++] = row[i] as number;
+      else nonMatching[n++] = row[i] as number;
     }
   }
   return { matching, nonMatching };

@@ -13,7 +13,7 @@ import {
 import { ArgumentError, SagasuError } from '../errors.ts';
 import { detectLanguage } from '../text/index.ts';
 
-export type DatasetFormat = 'flickr8k' | 'coco' | 'csv' | 'tsv';
+export type DatasetFormat = 'flickr8k' | 'demo' | 'coco' | 'csv' | 'tsv';
 export type CaptionLang = 'en' | 'ja';
 
 export const FLICKR8K_JA_CAPTIONS_FILE = JA_CAPTIONS_FILE;
@@ -63,7 +63,11 @@ export async function loadEvalDataset(path: string, options: LoadDatasetOptions 
   const info = await stat(path).catch((cause: unknown) => {
     throw new SagasuError('missing-dataset', path, 'no such file or folder', { cause });
   });
-  if (info.isDirectory()) return loadFlickr8k(path, options);
+  if (info.isDirectory()) {
+    const has = async (name: string) => (await stat(join(path, name)).catch(() => undefined)) !== undefined;
+    const isDemo = !(await has(CAPTIONS_FILE)) && (await has(DEMO_ATTRIBUTION));
+    return isDemo ? loadDemo(path) : loadFlickr8k(path, options);
+  }
   const ext = extname(path).toLowerCase();
   if (ext === '.json') return loadCoco(path, options);
   if (ext === '.csv' || ext === '.tsv') return loadTable(path, ext === '.tsv' ? 'tsv' : 'csv');
@@ -127,6 +131,57 @@ async function loadFlickr8k(dir: string, options: LoadDatasetOptions): Promise<E
     images: sorted.map((name) => resolve(dir, 'images', name)),
     captions,
   };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// The demo library (npm run demo:build): attribution.json lists each photo with what it `shows`
+
+export const DEMO_ATTRIBUTION = 'attribution.json';
+const demoSchema = z.array(z.looseObject({ file: z.string().min(1), shows: z.string() })).min(1);
+
+/**
+ * A folder built like assets/sample-library: one caption per photo, its `shows` line. A foreign set for
+ * checking how the models generalize; never training data.
+ */
+async function loadDemo(dir: string): Promise<EvalDataset> {
+  const file = join(dir, DEMO_ATTRIBUTION);
+  const text = await readFile(file, 'utf8').catch((cause: unknown) => {
+    throw new SagasuError('missing-dataset', file, 'cannot read the demo attribution file', { cause });
+  });
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (cause) {
+    const message = (cause as Error).message;
+    const at = /position (\d+)/.exec(message);
+    throw damaged(at ? `${file}:${lineOf(text, Number(at[1]))}` : file, `not JSON: ${message}`);
+  }
+  const parsed = demoSchema.safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const [k] = issue?.path ?? [];
+    const line =
+      typeof k === 'number' ? (lineOfNth(text, 'file', k) ?? lineOfNth(text, 'shows', k)) : undefined;
+    const where = (issue?.path ?? [])
+      .map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`))
+      .join('');
+    throw damaged(
+      line ? `${file}:${line}` : file,
+      `not a demo attribution list ([{ file, shows }, …]): ${where.replace(/^\./, '') || '(root)'}: ${issue?.message}`,
+    );
+  }
+  const images: string[] = [];
+  const captions: EvalCaption[] = [];
+  const seen = new Set<string>();
+  for (const [k, entry] of parsed.data.entries()) {
+    const where = `${file}:${lineOfNth(text, 'file', k) ?? '?'}`;
+    const path = resolve(dir, entry.file);
+    if (seen.has(path)) throw damaged(where, `${entry.file} is listed twice`);
+    seen.add(path);
+    captions.push({ text: entry.shows, image: images.length, where });
+    images.push(path);
+  }
+  return { path: dir, format: 'demo', images, captions };
 }
 
 // ---------------------------------------------------------------------------------------------------------

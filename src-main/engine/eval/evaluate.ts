@@ -1,6 +1,7 @@
 import { ArgumentError } from '../errors.ts';
 import type { FeatureKind, ImageInput, JointModel } from '../joint/index.ts';
 import { evaluateRetrieval, type RetrievalMetrics, type RetrievalRanks } from './protocol.ts';
+import { evaluateSearch, type SearchSetup } from './search.ts';
 
 /** Photos with their captions: Flickr8k's test split, or anyone's captioned photos. */
 export interface CaptionedImages {
@@ -28,13 +29,20 @@ export interface JointEvaluation extends RetrievalMetrics {
   rankedImages: Int32Array;
   rankedCaptions: Int32Array;
   seconds: { text: number; image: number; ranking: number };
+  /** The app's fused ranking on the same vectors, when asked for. */
+  search?: RetrievalMetrics;
 }
 
 /**
  * The paper's evaluation of one joint model: captions through the model's sentence encoder (the app's own
  * tokenizer), images through its projection, then both directions ranked (protocol.ts).
  */
-export async function evaluateJointModel(model: JointModel, data: CaptionedImages): Promise<JointEvaluation> {
+export async function evaluateJointModel(
+  model: JointModel,
+  data: CaptionedImages,
+  /** Also rank by search's fused score: the concepts and weights, and each input image's class probabilities. */
+  search?: { setup: SearchSetup; probs: readonly Float32Array[] },
+): Promise<JointEvaluation> {
   const t0 = performance.now();
   const ids: Int32Array[] = [];
   const keptCaptions: number[] = [];
@@ -73,6 +81,16 @@ export async function evaluateJointModel(model: JointModel, data: CaptionedImage
   const t2 = performance.now();
   const result = await evaluateRetrieval({ images, captions, captionImage, dim: model.dim });
   const t3 = performance.now();
+  const fused = search
+    ? await evaluateSearch(
+        { images, captions, captionImage, dim: model.dim },
+        keptCaptions.map((k) => (data.captions[k] as { text: string }).text),
+        'en',
+        rankedImages.map((i) => search.probs[i] as Float32Array),
+        search.setup,
+        model.text,
+      )
+    : undefined;
   return {
     model: model.name,
     features: model.manifest.features,
@@ -87,5 +105,6 @@ export async function evaluateJointModel(model: JointModel, data: CaptionedImage
     rankedImages: Int32Array.from(rankedImages),
     rankedCaptions: Int32Array.from(keptCaptions),
     seconds: { text: (t1 - t0) / 1000, image: (t2 - t1) / 1000, ranking: (t3 - t2) / 1000 },
+    ...(fused ? { search: { i2t: fused.i2t, t2i: fused.t2i, rsum: fused.rsum } } : {}),
   };
 }

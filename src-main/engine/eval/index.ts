@@ -1,6 +1,7 @@
 export {
   type CaptionLang,
   type DatasetFormat,
+  DEMO_ATTRIBUTION,
   detectLang,
   type EvalCaption,
   type EvalDataset,
@@ -9,7 +10,13 @@ export {
   loadEvalDataset,
 } from './datasets.ts';
 export { type CaptionedImages, evaluateJointModel, type JointEvaluation } from './evaluate.ts';
-export { defaultPreparedDir, type EvalSplit, loadPreparedSplit, type PreparedSplit } from './prepared.ts';
+export {
+  defaultPreparedDir,
+  type EvalSplit,
+  loadPreparedProbs,
+  loadPreparedSplit,
+  type PreparedSplit,
+} from './prepared.ts';
 export {
   evaluateRetrieval,
   type RankMetrics,
@@ -50,9 +57,19 @@ export {
   type SkippedCaption,
 } from './run.ts';
 export {
+  type CaptionConcepts,
+  captionConcepts,
+  conceptAdjust,
+  defaultSearchSetup,
+  evaluateSearch,
+  type SearchSetup,
+} from './search.ts';
+export {
   defaultVectorCacheRoot,
   type FeatureOptions,
   type ImageFailure,
   type ImageFeatureSet,
   imageFeatures,
+  readFeatures,
+  readProbs,
 } from './vectors.ts';

@@ -2,7 +2,13 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { open, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { defaultPreparedDir, PREPARED_FORMAT } from '../datasets/prepare.ts';
+import {
+  defaultPreparedDir,
+  PREPARED_FORMAT,
+  PROBS_FILE,
+  PROBS_META,
+  type PreparedProbsMeta,
+} from '../datasets/prepare.ts';
 import { SagasuError } from '../errors.ts';
 import type { LayerColumns } from '../joint/index.ts';
 import type { CaptionedImages } from './evaluate.ts';
@@ -158,6 +164,35 @@ export async function loadPreparedSplit(
     layers,
     metaSha256: createHash('sha256').update(metaText).digest('hex'),
   };
+}
+
+/**
+ * The class probabilities (1000 per image) of a loaded split's images, in its row order: written beside the
+ * preparation by data:prepare, checked against the meta.json the split was read from.
+ */
+export async function loadPreparedProbs(split: PreparedSplit): Promise<Float32Array[]> {
+  const metaFile = join(split.dir, PROBS_META);
+  let meta: PreparedProbsMeta;
+  try {
+    meta = JSON.parse(await readFile(metaFile, 'utf8')) as PreparedProbsMeta;
+  } catch (cause) {
+    throw missing(
+      split.dir,
+      `${PROBS_META} is missing or unreadable (prepared before class probabilities were kept)`,
+      cause,
+    );
+  }
+  if (meta.metaSha256 !== split.metaSha256)
+    throw damaged(metaFile, `belongs to another preparation (meta.json ${meta.metaSha256.slice(0, 12)}…)`);
+  const file = join(split.dir, PROBS_FILE);
+  const actual = await sha256Of(file).catch((cause: unknown) => {
+    throw missing(split.dir, `${PROBS_FILE} is missing`, cause);
+  });
+  if (actual !== meta.file.sha256)
+    throw damaged(file, `sha256 ${actual}, but ${PROBS_META} says ${meta.file.sha256}`);
+  const bytes = await readRows(file, split.imageIndex, meta.classes, 4, meta.images);
+  const all = new Float32Array(bytes.buffer, bytes.byteOffset, bytes.length / 4);
+  return Array.from(split.imageIndex, (_, row) => all.subarray(row * meta.classes, (row + 1) * meta.classes));
 }
 
 function int32(bytes: Buffer): Int32Array {

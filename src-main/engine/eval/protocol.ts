@@ -48,6 +48,12 @@ export interface RankOptions {
   blockSize?: number;
   /** Threads for the score products (default: every core). */
   threads?: number;
+  /**
+   * Changes a block's scores in place before they are ranked ([m, I] row-major, captions c0..c0+m-1): how a
+   * score that is more than the dot product (the app's fused ranking) is ranked on the same protocol. It must
+   * give the same result for the same block, since each block is scored twice.
+   */
+  adjust?: (c0: number, m: number, scores: Float32Array) => void;
 }
 
 /**
@@ -87,6 +93,7 @@ export async function rankRetrieval(
     for (let c0 = 0; c0 < nCaptions; c0 += blockSize) {
       const m = Math.min(blockSize, nCaptions - c0);
       const scores = await scorer.scores(captions.subarray(c0 * dim, (c0 + m) * dim), m);
+      options.adjust?.(c0, m, scores);
       for (let r = 0; r < m; r++) {
         const own = captionImage[c0 + r] as number;
         const base = r * nImages;
@@ -102,6 +109,7 @@ export async function rankRetrieval(
     for (let c0 = 0; c0 < nCaptions; c0 += blockSize) {
       const m = Math.min(blockSize, nCaptions - c0);
       const scores = await scorer.scores(captions.subarray(c0 * dim, (c0 + m) * dim), m);
+      options.adjust?.(c0, m, scores);
       for (let r = 0; r < m; r++) {
         const own = captionImage[c0 + r] as number;
         const base = r * nImages;

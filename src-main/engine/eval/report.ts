@@ -40,13 +40,16 @@ function figureCells(d: { i2t: DirectionFigures; t2i: DirectionFigures; rsum: nu
   return [...dir(d.i2t), ...dir(d.t2i), p(d.rsum)];
 }
 
-/** Rows of the R@K table: one per model, then the difference when both ran. */
+/** Rows of the R@K table: one per model, the difference when both ran, then search's fused ranking. */
 export function figureRows(run: EvalRun): Array<{ label: string; cells: string[] }> {
-  const rows = Object.entries(run.results).map(([key, m]) => ({
+  const row = ([key, m]: [string, ModelFigures | undefined]) => ({
     label: key,
     cells: figureCells(m as ModelFigures),
-  }));
+  });
+  const entries = Object.entries(run.results);
+  const rows = entries.filter(([key]) => key !== 'search').map(row);
   if (run.difference) rows.push({ label: 'fne − one-layer', cells: figureCells(run.difference, true) });
+  rows.push(...entries.filter(([key]) => key === 'search').map(row));
   return rows;
 }
 

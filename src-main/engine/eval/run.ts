@@ -20,7 +20,8 @@ import {
   loadEvalDataset,
 } from './datasets.ts';
 import { evaluateRetrieval, type RankMetrics } from './protocol.ts';
-import { type FeatureOptions, type ImageFailure, imageFeatures, readFeatures } from './vectors.ts';
+import { defaultSearchSetup, evaluateSearch, type SearchSetup } from './search.ts';
+import { type FeatureOptions, type ImageFailure, imageFeatures, readFeatures, readProbs } from './vectors.ts';
 
 export type EmbeddingChoice = 'fne' | 'one-layer' | 'both';
 export const EMBEDDING_CHOICES: readonly EmbeddingChoice[] = ['fne', 'one-layer', 'both'];
@@ -45,6 +46,11 @@ export interface RunEvalOptions extends FeatureOptions, Omit<LoadDatasetOptions,
   explain?: LayerExplain | false;
   /** Correct matches averaged for `explain`, an even sample (default EXPLAIN_PAIRS). */
   explainPairs?: number;
+  /**
+   * The `search` row, what the app ranks by (FNE + concepts + keywords, fused): default the concept lexicon
+   * and the weights models/search.json holds for the FNE model; false leaves the row out.
+   */
+  search?: SearchSetup | false;
 }
 
 /** Averages per-layer contributions over pairs (image features, caption vector) of one model. */
@@ -302,6 +308,9 @@ export async function runEval(datasetPath: string, options: RunEvalOptions = {})
 
     const results: EvalRun['results'] = {};
     const details: EvalRun['details'] = {};
+    let fneVectors:
+      | { images: Float32Array; captions: Float32Array; model: JointModel; dir: string }
+      | undefined;
     for (const [m, model] of opened.entries()) {
       const { key, dir } = models[m] as ChosenModel;
       log(`eval: ${key} (${dir}): ${rankedImages.length} images, ${keptCaptions.length} captions`);
@@ -318,6 +327,7 @@ export async function runEval(datasetPath: string, options: RunEvalOptions = {})
         images.set(await model.image.embed(block), start * model.dim);
       }
       const s2 = performance.now();
+      if (key === 'fne') fneVectors = { images, captions, model, dir };
       const result = await evaluateRetrieval({ images, captions, captionImage, dim: model.dim });
       const s3 = performance.now();
       const strip = ({ queries: _q, ...rest }: RankMetrics): DirectionFigures => rest;
@@ -387,6 +397,45 @@ export async function runEval(datasetPath: string, options: RunEvalOptions = {})
           explain: (performance.now() - s5) / 1000,
         },
       };
+    }
+
+    if (fneVectors && options.search !== false) {
+      const { images, captions, model, dir } = fneVectors;
+      const setup = options.search ?? (await defaultSearchSetup(model, notes));
+      if (setup) {
+        const probs = await Promise.all(
+          rankedImages.map((i) =>
+            readProbs(features.probs, features.sha256[i] as string, dataset.images[i] as string),
+          ),
+        );
+        const texts = keptCaptions.map((k) => (dataset.captions[k] as EvalDataset['captions'][number]).text);
+        const s0 = performance.now();
+        const result = await evaluateSearch(
+          { images, captions, captionImage, dim: model.dim },
+          texts,
+          lang,
+          probs,
+          setup,
+          model.text,
+        );
+        const strip = ({ queries: _q, ...rest }: RankMetrics): DirectionFigures => rest;
+        results.search = {
+          model: 'search',
+          dir,
+          features: model.manifest.features,
+          dim: model.dim,
+          i2t: strip(result.i2t),
+          t2i: strip(result.t2i),
+          rsum: result.rsum,
+        };
+        const correct = result.ranks.t2i.reduce((n, r) => n + (r === 1 ? 1 : 0), 0);
+        const ranking = (performance.now() - s0) / 1000;
+        details.search = {
+          failures: [],
+          correctTop1: correct,
+          seconds: { text: 0, image: 0, ranking, failures: 0, explain: 0 },
+        };
+      }
     }
 
     const fne = results.fne;

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { join } from 'node:path';
 import { DEFAULT_CNN_MODE, verifiedCnn } from '../cnn/index.ts';
-import { type CachedFeatures, FeatureCache, featureCacheDir } from '../datasets/prepare.ts';
+import { type CachedFeatures, FeatureCache, featureCacheDir, ProbsCache } from '../datasets/prepare.ts';
 import { SagasuError } from '../errors.ts';
 import { DEFAULT_THRESHOLDS, FneExtractor, type FneStats, loadStats, statsMetaPath } from '../fne/index.ts';
 import { decodeForCnn } from '../image/index.ts';
@@ -22,6 +22,8 @@ export interface ImageFailure {
 /** Every image's features, found by content in the cache (computed first where missing). */
 export interface ImageFeatureSet {
   cache: FeatureCache;
+  /** The classifier's probabilities, beside the features (the `search` row ranks with them). */
+  probs: ProbsCache;
   /** sha256 of each image's bytes; undefined for an image that failed. */
   sha256: (string | undefined)[];
   failed: ImageFailure[];
@@ -81,6 +83,7 @@ export async function imageFeatures(files: readonly string[], options: FeatureOp
     manifest.oneLayer.channels,
     DEFAULT_THRESHOLDS,
   );
+  const probs = new ProbsCache(cache.dir);
   const t0 = performance.now();
   const failed: ImageFailure[] = [];
   const sha256 = await mapPool(files, 8, async (file, image) => {
@@ -104,7 +107,9 @@ export async function imageFeatures(files: readonly string[], options: FeatureOp
   });
   const missing = new Map<string, number[]>();
   for (const [image, sha] of sha256.entries()) {
-    if (!sha || (!missing.has(sha) && (await cache.get(sha)) !== undefined)) continue;
+    if (!sha) continue;
+    if (!missing.has(sha) && (await cache.get(sha)) !== undefined && (await probs.get(sha)) !== undefined)
+      continue;
     missing.set(sha, [...(missing.get(sha) ?? []), image]);
   }
   const t1 = performance.now();
@@ -129,6 +134,7 @@ export async function imageFeatures(files: readonly string[], options: FeatureOp
           const { fne, oneLayer } = result.features;
           if (!fne) throw new Error('the extractor ran without statistics');
           await cache.put(sha, { fne, oneLayer });
+          await probs.put(sha, result.features.probs);
           computed++;
         } else {
           for (const image of images) {
@@ -151,6 +157,7 @@ export async function imageFeatures(files: readonly string[], options: FeatureOp
   failed.sort((a, b) => a.image - b.image);
   return {
     cache,
+    probs,
     sha256,
     failed,
     computed,
@@ -173,4 +180,16 @@ export async function readFeatures(
       `the features of ${file} vanished from the cache during the run; run again`,
     );
   return features;
+}
+
+/** The cached class probabilities of one content (written with its features). */
+export async function readProbs(cache: ProbsCache, sha256: string, file: string): Promise<Float32Array> {
+  const probs = await cache.get(sha256);
+  if (!probs)
+    throw new SagasuError(
+      'cache-changed',
+      cache.path(sha256),
+      `the class probabilities of ${file} vanished from the cache during the run; run again`,
+    );
+  return probs;
 }

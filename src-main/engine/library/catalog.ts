@@ -366,6 +366,7 @@ export class Catalog {
     }
     // A file that no longer decodes must not be found by its old vector.
     this.stmt('DELETE FROM embeddings WHERE image_id = ?').run(id);
+    this.stmt('DELETE FROM classes WHERE image_id = ?').run(id);
   }
 
   pending(rootIds: readonly number[]): Array<{ id: number; path: string; rootId: number }> {
@@ -408,6 +409,38 @@ export class Catalog {
       yield* rows;
       after = (rows.at(-1) as { id: number }).id;
     }
+  }
+
+  // ---- class probabilities (top classes, see fusion/classes.ts)
+
+  setClasses(id: number, top: Buffer): void {
+    this.stmt(
+      'INSERT INTO classes(image_id, top) VALUES (?, ?) ON CONFLICT(image_id) DO UPDATE SET top = excluded.top',
+    ).run(id, top);
+  }
+
+  *classRows(): Iterable<{ id: number; top: Buffer }> {
+    let after = 0;
+    for (;;) {
+      const rows = this.stmt(
+        'SELECT image_id AS id, top FROM classes WHERE image_id > ? ORDER BY image_id LIMIT 5000',
+      ).all(after) as Array<{ id: number; top: Buffer }>;
+      if (rows.length === 0) return;
+      yield* rows;
+      after = (rows.at(-1) as { id: number }).id;
+    }
+  }
+
+  /** Indexed photos of these roots that have a vector but no classes yet (indexed before classes were kept). */
+  missingClasses(rootIds: readonly number[]): Array<{ id: number; path: string; hash: string | null }> {
+    if (rootIds.length === 0) return [];
+    return this.db
+      .prepare(
+        `SELECT id, path, hash FROM images WHERE status = 'indexed'
+         AND root_id IN (${rootIds.map(() => '?').join(',')})
+         AND NOT EXISTS (SELECT 1 FROM classes c WHERE c.image_id = images.id) ORDER BY id`,
+      )
+      .all(...rootIds) as Array<{ id: number; path: string; hash: string | null }>;
   }
 
   lastVectorSeq(): number {

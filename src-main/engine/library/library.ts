@@ -17,9 +17,11 @@ import type {
   SearchFilters,
   Tag,
 } from '../api/contract.ts';
+import { imagenetClassProbs } from '../cnn/index.ts';
 import { ArgumentError } from '../errors.ts';
 import { makeDirSync } from '../files.ts';
 import { FneExtractor } from '../fne/index.ts';
+import { ClassTable, decodeTopClasses, encodeTopClasses, topClasses } from '../fusion/index.ts';
 import { JointModel, jointModelsDir, MANIFEST_FILE, readJointManifest } from '../joint/index.ts';
 import { Catalog, type ImageRecord, type KnownFile } from './catalog.ts';
 import type { DecodeResult, DecodeTask } from './decode-worker.ts';
@@ -102,6 +104,8 @@ export class Library {
   private watchDirty = false;
   private readonly offline = new Set<number>();
   private closed = false;
+  /** Every photo's top classes, in memory for the concept score (6 MB at 100k photos). */
+  private readonly classTable = new ClassTable();
 
   private constructor(
     readonly dir: string,
@@ -135,6 +139,7 @@ export class Library {
       const library = new Library(dir, catalog, release, modelDir, modelVersion, manifest.dim, options, hnsw);
       catalog.requeueOtherModels(modelVersion);
       library.openVectors();
+      for (const row of catalog.classRows()) library.classTable.set(row.id, decodeTopClasses(row.top));
       library.refreshOnline();
       return library;
     } catch (error) {
@@ -290,7 +295,10 @@ export class Library {
     if (!this.catalog.root(rootId)) throw new ArgumentError('rootId', `no library folder has id ${rootId}`);
     const ids = this.catalog.imageIdsOfRoot(rootId);
     const removedImages = this.catalog.deleteRoot(rootId);
-    for (const id of ids) this.vectors.remove(id);
+    for (const id of ids) {
+      this.vectors.remove(id);
+      this.classTable.delete(id);
+    }
     this.offline.delete(rootId);
     void this.rewatch();
     return { removedImages };
@@ -359,6 +367,19 @@ export class Library {
     const ids = new Set<number>();
     for (const rootId of this.offline) for (const id of this.catalog.imageIdsOfRoot(rootId)) ids.add(id);
     return ids;
+  }
+
+  /**
+   * Every photo's stored top classes, for the concept score. A row may outlive its photo until the library is
+   * reopened (a walk's deletions do not pass through here): callers check ids against the catalog.
+   */
+  classes(): Pick<ClassTable, 'view' | 'row' | 'size'> {
+    return this.classTable;
+  }
+
+  /** False for the photos of an unplugged disk: kept in the catalog, not offered. */
+  rootOnline(rootId: number): boolean {
+    return !this.offline.has(rootId);
   }
 
   filterIds(filters: SearchFilters): Set<number> | null {
@@ -476,6 +497,7 @@ export class Library {
         const jobs = this.catalog.pending(online);
         emit({ state: 'running', total: jobs.length });
         finalState = await this.embedAll(jobs, emit, changed);
+        if (finalState === 'done') finalState = await this.classifyAll(online, emit);
       }
     } finally {
       this.catalog.finishJob(job, finalState, this.state.total, this.state.done, this.state.failed);
@@ -696,6 +718,7 @@ export class Library {
       );
       const vectors = await model.embedImages(features.map((f) => ({ fne: f.fne, oneLayer: f.oneLayer })));
       const stored = images.map((_d, i) => quantize(vectors.subarray(i * this.dim, (i + 1) * this.dim)));
+      const classes = features.map((f) => encodeTopClasses(topClasses(imagenetClassProbs(f.probs))));
       this.catalog.transaction(() => {
         images.forEach((d, i) => {
           const id = idOf.get(d.path) as number;
@@ -716,6 +739,7 @@ export class Library {
             q,
             scale,
           );
+          this.catalog.setClasses(id, classes[i] as Buffer);
         });
       });
       haltPoint('embedded');
@@ -723,6 +747,7 @@ export class Library {
         const { q, scale } = stored[i] as { q: Buffer; scale: number };
         const id = idOf.get(d.path) as number;
         this.vectors.upsert(id, dequantize(q, scale));
+        this.classTable.set(id, decodeTopClasses(classes[i] as Buffer));
         changed.add(id);
       });
       done += images.length;
@@ -752,6 +777,7 @@ export class Library {
             }),
           );
           this.vectors.remove(id);
+          this.classTable.delete(id);
           changed.add(id);
           done++;
           failed++;
@@ -761,6 +787,7 @@ export class Library {
           // Deleted between the walk and its turn: as if the walk had not seen it.
           this.catalog.transaction(() => this.catalog.deleteImage(id));
           this.vectors.remove(id);
+          this.classTable.delete(id);
           changed.add(id);
           done++;
           report(result.path);
@@ -777,6 +804,54 @@ export class Library {
     }
     await flush();
     return this.cancelled ? 'cancelled' : 'done';
+  }
+
+  /**
+   * Photos indexed before the catalog kept class probabilities gain them: one more CNN pass each, their
+   * vectors untouched, reported as more of the same run (search keeps working on what is there). A photo
+   * that changed or no longer decodes is left to the next walk, which re-embeds it anyway.
+   */
+  private async classifyAll(
+    online: number[],
+    emit: (patch: Partial<IndexProgress>) => void,
+  ): Promise<IndexState> {
+    const jobs = this.catalog.missingClasses(online);
+    if (jobs.length === 0) return 'done';
+    const extractor = await this.openExtractor();
+    const pool = this.decodePool();
+    const batchSize = this.options.batchSize ?? 8;
+    let done = this.state.done;
+    emit({ state: 'running', total: this.state.total + jobs.length });
+    for (let start = 0; start < jobs.length; start += batchSize) {
+      if (this.paused) await new Promise<void>((resolve) => (this.resumeGate = resolve));
+      if (this.cancelled) return 'cancelled';
+      const batch = jobs.slice(start, start + batchSize);
+      const decoded = await Promise.all(
+        batch.map((job) => pool.run({ path: job.path, mode: 'decode' }).catch(() => null)),
+      );
+      const same = batch.flatMap((job, k) => {
+        const d = decoded[k];
+        return d?.kind === 'decoded' && d.hash === job.hash ? [{ id: job.id, d }] : [];
+      });
+      const features = await extractor.extractDecoded(
+        same.map(({ d }) => ({
+          file: d.path,
+          pixels: d.pixels,
+          width: d.width,
+          height: d.height,
+          format: d.format,
+        })),
+      );
+      const classes = features.map((f) => encodeTopClasses(topClasses(imagenetClassProbs(f.probs))));
+      this.catalog.transaction(() => {
+        for (const [k, { id }] of same.entries()) this.catalog.setClasses(id, classes[k] as Buffer);
+      });
+      for (const [k, { id }] of same.entries())
+        this.classTable.set(id, decodeTopClasses(classes[k] as Buffer));
+      done += batch.length;
+      emit({ done, currentFile: batch.at(-1)?.path ?? null });
+    }
+    return 'done';
   }
 
   private decodePool(): Piscina<DecodeTask, DecodeResult> {

@@ -105,4 +105,13 @@ export const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (root_id, path)
   ) STRICT;
   `,
+  `
+  -- 4: each photo's most probable ImageNet classes (the concept score of search), from the same CNN pass as its
+  -- vector; depends on nothing but images. Layout (fusion/classes.ts): per class uint16 id (little-endian) +
+  -- uint8 log-probability, most probable first.
+  CREATE TABLE classes (
+    image_id INTEGER PRIMARY KEY REFERENCES images(id) ON DELETE CASCADE,
+    top BLOB NOT NULL
+  ) STRICT;
+  `,
 ];
