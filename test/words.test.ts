@@ -2,6 +2,7 @@ import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { unseenWords } from '../src-main/engine/fusion/index.ts';
 import { jointModelsDir } from '../src-main/engine/joint/index.ts';
 import { modelsDir } from '../src-main/engine/paths.ts';
 import { SentenceEncoder, SUBSTITUTES_FILE, UNK_ID, WordVectorError } from '../src-main/engine/text/index.ts';
@@ -32,6 +33,16 @@ async function openDamaged(name: string, edit: (dir: string) => Promise<void>): 
 }
 
 describe('stand-ins for words the sentence encoder never saw (models/words/en)', () => {
+  it('still counts a word read through a stand-in as unseen by the encoder, so search leans on its concepts', async () => {
+    const encoder = await SentenceEncoder.open(model, { providers: ['cpu'] });
+    try {
+      const unseen = unseenWords(encoder.analyze('two youngsters and a xqzzy on the beach'));
+      expect([...unseen].sort()).toEqual(['xqzzy', 'youngsters']);
+    } finally {
+      await encoder.close();
+    }
+  });
+
   it('reads an unknown word as a related vocabulary word, so its sentence lands near the synonym one', async () => {
     const plain = await SentenceEncoder.open(model, { providers: ['cpu'], wordsDir: null });
     const expanded = await SentenceEncoder.open(model, { providers: ['cpu'] });

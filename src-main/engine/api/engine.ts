@@ -21,6 +21,7 @@ import {
   fusedScore,
   topRows,
   unknownShare,
+  unseenWords,
   zNormalize,
 } from '../fusion/index.ts';
 import { readPhotoFile } from '../image/index.ts';
@@ -361,7 +362,7 @@ export class Engine implements EngineHost {
       .join(' ');
     const keyword = this.library.keyword(content, KEYWORD_LIMIT).filter((k) => !allow || allow(k.imageId));
     const literal = new Set(keyword.map((k) => k.imageId));
-    const concept = await this.conceptTerm(query, resolved, allow, analysis.unknown);
+    const concept = await this.conceptTerm(query, resolved, allow, unseenWords(analysis));
     if (this.ranking.off && !base.note) base.note = this.ranking.off;
     const weights = this.ranking.fusion?.weights;
     const keywordWeight = weights?.keyword ?? KEYWORD_BONUS;
@@ -408,7 +409,7 @@ export class Engine implements EngineHost {
     query: string,
     lang: 'en' | 'ja',
     allow: ((id: number) => boolean) | undefined,
-    unknownWords: readonly string[],
+    unseen: ReadonlySet<string>,
   ): Promise<{ z: (id: number) => number; top: number[]; unknownShare: number } | null> {
     const fusion = this.ranking.fusion;
     if (!fusion) return null;
@@ -429,7 +430,7 @@ export class Engine implements EngineHost {
         return row === undefined ? 0 : (zs[row] as number);
       },
       top: order.slice(0, CONCEPT_CANDIDATES).map((row) => rows.ids[row] as number),
-      unknownShare: unknownShare(terms, new Set(unknownWords)),
+      unknownShare: unknownShare(terms, unseen),
     };
   }
 

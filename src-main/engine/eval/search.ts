@@ -10,6 +10,7 @@ import {
   conceptWeight,
   type FusionWeights,
   unknownShare,
+  unseenWords,
   zNormalize,
 } from '../fusion/index.ts';
 import type { JointModel } from '../joint/index.ts';
@@ -57,13 +58,13 @@ export async function captionConcepts(
   texts: readonly string[],
   lang: 'en' | 'ja',
   source: ConceptSource,
-  encoder: { analyze(text: string): { unknown: string[] } },
+  encoder: { analyze(text: string): { unknown: string[]; substituted: { word: string }[] } },
 ): Promise<CaptionConcepts[]> {
   const distinct = new Map<string, CaptionConcepts>();
   for (const text of texts) {
     if (distinct.has(text)) continue;
     const terms = await source.query(text, lang);
-    distinct.set(text, { terms, unknownShare: unknownShare(terms, new Set(encoder.analyze(text).unknown)) });
+    distinct.set(text, { terms, unknownShare: unknownShare(terms, unseenWords(encoder.analyze(text))) });
   }
   return texts.map((t) => distinct.get(t) as CaptionConcepts);
 }
@@ -79,7 +80,7 @@ export async function evaluateSearch(
   lang: 'en' | 'ja',
   probs: readonly Float32Array[],
   setup: SearchSetup,
-  encoder: { analyze(text: string): { unknown: string[] } },
+  encoder: { analyze(text: string): { unknown: string[]; substituted: { word: string }[] } },
 ): Promise<RetrievalResult> {
   const queries = await captionConcepts(texts, lang, setup.concepts, encoder);
   return evaluateRetrieval(input, { adjust: conceptAdjust(queries, classTableOf(probs), setup.weights) });

@@ -19,5 +19,6 @@ export {
   MASS_FLOOR,
   topRows,
   unknownShare,
+  unseenWords,
   zNormalize,
 } from './score.ts';

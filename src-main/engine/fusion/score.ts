@@ -125,8 +125,19 @@ export interface FusionWeights {
 }
 
 /**
+ * The words of a sentence its encoder never learnt: those it reads as <unk> and those it reads through a
+ * stand-in (a neighbour in word-vector space, a guess): for both, the classifier knows more than the GRU.
+ */
+export function unseenWords(reading: {
+  unknown: readonly string[];
+  substituted: readonly { word: string }[];
+}): Set<string> {
+  return new Set([...reading.unknown, ...reading.substituted.map((s) => s.word)]);
+}
+
+/**
  * The share (by weight) of a query's concept terms whose every word is unknown to the sentence encoder
- * (`unknown`: its unknown tokens, as analyze() lists them).
+ * (`unknown`: unseenWords of the sentence's analysis).
  */
 export function unknownShare(terms: ConceptTerms, unknown: ReadonlySet<string>): number {
   const weightOf = new Map<string, number>();
