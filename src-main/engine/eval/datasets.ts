@@ -137,6 +137,20 @@ async function loadFlickr8k(dir: string, options: LoadDatasetOptions): Promise<E
 // The demo library (npm run demo:build): attribution.json lists each photo with what it `shows`
 
 export const DEMO_ATTRIBUTION = 'attribution.json';
+/** A JSON data-set file, its text kept for line numbers; a file that is not JSON is refused at its line. */
+async function readJsonFile(file: string, what: string): Promise<{ text: string; json: unknown }> {
+  const text = await readFile(file, 'utf8').catch((cause: unknown) => {
+    throw new SagasuError('missing-dataset', file, `cannot read ${what}`, { cause });
+  });
+  try {
+    return { text, json: JSON.parse(text) };
+  } catch (cause) {
+    const message = (cause as Error).message;
+    const at = /position (\d+)/.exec(message);
+    throw damaged(at ? `${file}:${lineOf(text, Number(at[1]))}` : file, `not JSON: ${message}`);
+  }
+}
+
 const demoSchema = z.array(z.looseObject({ file: z.string().min(1), shows: z.string() })).min(1);
 
 /**
@@ -145,17 +159,7 @@ const demoSchema = z.array(z.looseObject({ file: z.string().min(1), shows: z.str
  */
 async function loadDemo(dir: string): Promise<EvalDataset> {
   const file = join(dir, DEMO_ATTRIBUTION);
-  const text = await readFile(file, 'utf8').catch((cause: unknown) => {
-    throw new SagasuError('missing-dataset', file, 'cannot read the demo attribution file', { cause });
-  });
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (cause) {
-    const message = (cause as Error).message;
-    const at = /position (\d+)/.exec(message);
-    throw damaged(at ? `${file}:${lineOf(text, Number(at[1]))}` : file, `not JSON: ${message}`);
-  }
+  const { text, json } = await readJsonFile(file, 'the demo attribution file');
   const parsed = demoSchema.safeParse(json);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
@@ -218,17 +222,7 @@ async function loadCoco(file: string, options: LoadDatasetOptions): Promise<Eval
       `${file} is a COCO captions file; give the folder holding its images with --images <dir>`,
     );
   const imagesDir = options.images;
-  const text = await readFile(file, 'utf8').catch((cause: unknown) => {
-    throw new SagasuError('missing-dataset', file, 'cannot read the COCO captions file', { cause });
-  });
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (cause) {
-    const message = (cause as Error).message;
-    const at = /position (\d+)/.exec(message);
-    throw damaged(at ? `${file}:${lineOf(text, Number(at[1]))}` : file, `not JSON: ${message}`);
-  }
+  const { text, json } = await readJsonFile(file, 'the COCO captions file');
   const parsed = cocoSchema.safeParse(json);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
