@@ -15,6 +15,7 @@ import {
   loadPreparedSplit,
   type PreparedSplit,
   runEval,
+  textTable,
 } from '../engine/eval/index.ts';
 import type { RetrievalMetrics } from '../engine/eval/protocol.ts';
 import { JointModel, jointModelsDir, listJointModels, VOCAB_FILE } from '../engine/joint/index.ts';
@@ -115,13 +116,7 @@ function sideBySide(reports: ModelReport[], split: EvalSplit): string {
         r.demoSearch?.rsum.toFixed(1) ?? '-',
       ]);
   }
-  const header = ['embedding', `Flickr8k ${split} rsum`, 'demo rsum'];
-  const widths = header.map((h, k) => Math.max(h.length, ...rows.map((row) => (row[k] as string).length)));
-  const line = (cells: string[]) =>
-    cells
-      .map((c, k) => (k === 0 ? c.padEnd(widths[k] as number) : c.padStart(widths[k] as number)))
-      .join('  ');
-  return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
+  return textTable(['embedding', `Flickr8k ${split} rsum`, 'demo rsum'], rows);
 }
 
 function table(reports: ModelReport[]): string {

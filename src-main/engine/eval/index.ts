@@ -34,6 +34,7 @@ export {
   type ReportOptions,
   reportHtml,
   reportMarkdown,
+  textTable,
   writeEvalReport,
 } from './report.ts';
 export {

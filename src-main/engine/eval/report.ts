@@ -55,8 +55,14 @@ export function figureRows(run: EvalRun): Array<{ label: string; cells: string[]
 
 /** The aligned plain-text table the command prints. */
 export function figureTable(run: EvalRun): string {
-  const header = ['embedding', ...COLUMNS];
-  const rows = figureRows(run).map((r) => [r.label, ...r.cells]);
+  return textTable(
+    ['embedding', ...COLUMNS],
+    figureRows(run).map((r) => [r.label, ...r.cells]),
+  );
+}
+
+/** Columns aligned for a terminal: the first left, the figures right. */
+export function textTable(header: string[], rows: string[][]): string {
   const widths = header.map((h, k) => Math.max(h.length, ...rows.map((row) => (row[k] as string).length)));
   const line = (cells: string[]) =>
     cells
