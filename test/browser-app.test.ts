@@ -50,7 +50,7 @@ describe.skipIf(note !== '')(
       page.locator(`[data-testid=results][data-rendered-query=${JSON.stringify(query)}]`).waitFor();
     const shot = async (name: string) => {
       const saved = await saveScreenshot(await page.screenshot(), name);
-      expect(saved.bytes).toBeLessThan(300 * 1024);
+      expect(saved.bytes).toBeLessThan(600 * 1024);
     };
     const api = (method: string, body: unknown, headers: Record<string, string> = {}) =>
       fetch(`${app.server.origin}/api/call/${method}`, {

@@ -174,12 +174,9 @@ export const screenshotsDir = join(projectRoot, 'docs', 'screenshots');
 export async function saveScreenshot(png: Buffer, name: string): Promise<{ path: string; bytes: number }> {
   const dirs = [join(projectRoot, '.cache', 'screenshots')];
   if (process.env.SAGASU_UPDATE_SCREENSHOTS === '1') dirs.push(screenshotsDir);
-  // A palette PNG; photo-heavy views need fewer colours to fit (16 colours pack at 4 bits a pixel).
-  let small = png;
-  for (const colours of [256, 128, 16]) {
-    small = await sharp(png).png({ palette: true, colours, effort: 10 }).toBuffer();
-    if (small.length < 290 * 1024) break;
-  }
+  // A 256-colour palette PNG, dithered: a third of the true-colour size. Fewer colours posterize the photos,
+  // and the README's screenshots are how a newcomer first judges the app.
+  const small = await sharp(png).png({ palette: true, colours: 256, dither: 1, effort: 10 }).toBuffer();
   let path = '';
   for (const dir of dirs) {
     mkdirSync(dir, { recursive: true });
