@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import { mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { extname, isAbsolute, join, relative, resolve } from 'node:path';
 import sharp from 'sharp';
+import { imagenetClassProbs } from '../cnn/index.ts';
 import { ConceptLexicon, conceptTags } from '../concepts/index.ts';
 import {
   CaptionBank,
@@ -487,8 +488,7 @@ export class Engine implements EngineHost {
       const { fne, probs } = result.features;
       if (!fne)
         throw new SagasuError('no-statistics', path, 'the FNE statistics are missing (npm run setup)');
-      // The classifier's background output (index 0) is no concept.
-      return { fne, probs: probs.subarray(1) };
+      return { fne, probs: imagenetClassProbs(probs) };
     }
     throw new ArgumentError('path', `${path}: nothing was extracted`);
   }
