@@ -177,7 +177,11 @@ class Flickr8kData:
             if l.offset != expect:
                 raise DataError(f"layers.json: {l.name} at offset {l.offset}, expected {expect}")
             expect += l.channels
-        last = [l for l in self.layers if l.name == LAST_LAYER]
+        # meta.json names the one-layer tensor (ResNet-50: the last block output); older MobileNetV2 folders
+        # and the synthetic test sets do not, and theirs is Conv_1.
+        one = self.meta.get("oneLayer")
+        self.last_layer = one["name"] if isinstance(one, dict) and isinstance(one.get("name"), str) else LAST_LAYER
+        last = [l for l in self.layers if l.name == self.last_layer]
         self.one_layer_dim = last[0].channels if last else 1280
 
         for key, have in (("fneDim", self.fne_dim), ("oneLayerDim", self.one_layer_dim)):
@@ -247,9 +251,14 @@ class Flickr8kData:
         if kind == "fne":
             chosen = self.layers
         elif kind == "fne-blocks":
-            chosen = [l for l in self.layers if l.name.endswith("/project/add_fold") or l.name == LAST_LAYER]
+            # MobileNetV2's blocks end in a `project` conv; ResNet-50's layer map marks its block outputs.
+            chosen = [
+                l
+                for l in self.layers
+                if l.kind == "block" or l.name.endswith("/project/add_fold") or l.name == self.last_layer
+            ]
         elif kind == "fne-last":
-            chosen = [l for l in self.layers if l.name == LAST_LAYER]
+            chosen = [l for l in self.layers if l.name == self.last_layer]
         else:
             raise ValueError(f"unknown feature kind {kind!r} (one of {', '.join(FEATURE_KINDS)})")
         if not chosen:
