@@ -303,7 +303,7 @@ def main(argv=None) -> int:
         return 2
 
     torch.set_num_threads(1)
-    model = build(cfg["vocab_size"], cfg["feature_dim"], cfg["dim"], cfg["word_dim"])
+    model = build(cfg["vocab_size"], cfg["feature_dim"], cfg["dim"], cfg["word_dim"], rank=cfg.get("rank", 0))
     model.load_state_dict(ckpt["model"])
     model.eval()
     if args.weights == "fp16":  # the fixtures must come from the weights that are shipped
@@ -349,8 +349,9 @@ def main(argv=None) -> int:
         "onnx": {"opset": OPSET, "irVersion": IR_VERSION},
         "training": {
             "features": targs["features"], "loss": targs["loss"], "margin": targs["margin"], "dim": targs["dim"],
-            "wordDim": targs["word_dim"], "optimizer": "Adam", "lr": targs["lr"], "batch": targs["batch"],
+            "wordDim": targs["word_dim"], "optimizer": "AdamW" if targs.get("weight_decay") else "Adam", "lr": targs["lr"], "batch": targs["batch"],
             "clip": targs["clip"], "featureDropout": targs.get("feature_dropout", 0.0),
+            "weightDecay": targs.get("weight_decay", 0.0), "rank": targs.get("rank", 0),
             "epochs": targs["epochs"], "seed": targs["seed"],
             "maxCaptions": targs["max_captions"], "threads": targs["threads"],
         },
@@ -358,6 +359,8 @@ def main(argv=None) -> int:
                  "checkpoint": os.path.basename(path)},
         "data": {
             "metaSha256": data.meta_sha256,
+            # Folders prepared before backbones could be chosen are MobileNetV2's (prepare.ts says the same).
+            "backbone": (meta.get("cnn") or {}).get("backbone", "mobilenet_v2"),
             "cnnSha256": data.meta_value("cnn", "sha256"),
             "statsSha256": data.meta_value("stats", "sha256"),
             "images": meta.get("images"),

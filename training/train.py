@@ -34,10 +34,11 @@ FORMAT = "sagasu-joint-v1"
 MARGIN = 0.2
 # Arguments that change the result: a checkpoint only resumes under the same values.
 RESULT_ARGS = (
-    "features", "loss", "dim", "word_dim", "lr", "batch", "clip", "seed", "max_captions", "margin", "feature_dropout"
+    "features", "loss", "dim", "word_dim", "lr", "batch", "clip", "seed", "max_captions", "margin", "feature_dropout",
+    "weight_decay", "rank",
 )
 # Defaults of arguments that checkpoints written before the argument existed do not record.
-DEFAULTS = {"feature_dropout": 0.0}
+DEFAULTS = {"feature_dropout": 0.0, "weight_decay": 0.0, "rank": 0}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -54,6 +55,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--batch", type=int, default=128, help="captions per batch (default 128)")
     p.add_argument("--clip", type=float, default=2.0, help="gradient norm clip (default 2)")
     p.add_argument("--feature-dropout", type=float, default=0.0, help="dropout on the image features while training (default 0)")
+    p.add_argument("--weight-decay", type=float, default=0.0,
+                   help="decoupled weight decay (AdamW) on the image projection only (default 0)")
+    p.add_argument("--rank", type=int, default=0,
+                   help="low-rank image projection: features -> RANK -> D (default 0: full rank)")
     p.add_argument("--margin", type=float, default=MARGIN, help=argparse.SUPPRESS)
     p.add_argument("--epochs", type=int, default=30, help="total epochs (default 30)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
@@ -63,6 +68,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     # Test hook: exit (code 75) after this many training batches, as if the process had been killed.
     p.add_argument("--stop-after-batches", type=int, default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.rank < 0 or args.weight_decay < 0:
+        p.error("--rank and --weight-decay must not be negative")
     for name in ("dim", "word_dim", "batch", "epochs", "threads"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be at least 1")
@@ -260,14 +267,24 @@ def main(argv=None) -> int:
         "word_dim": args.word_dim,
         "features": args.features,
         "spans": [vars(s) for s in data.spans(args.features)],
+        "rank": args.rank,
     }
     data_info = {"root": data.root, "meta_sha256": data.meta_sha256}
 
     torch.manual_seed(args.seed)
     random.seed(args.seed)
     np.random.seed(args.seed)
-    model = build(len(data.vocab), feature_dim, args.dim, args.word_dim, args.feature_dropout)
-    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
+    model = build(len(data.vocab), feature_dim, args.dim, args.word_dim, args.feature_dropout, args.rank)
+    if args.weight_decay:
+        image = list(model.image.parameters())
+        ids = {id(p) for p in image}
+        optimizer = torch.optim.AdamW(
+            [{"params": [p for p in model.parameters() if id(p) not in ids], "weight_decay": 0.0},
+             {"params": image, "weight_decay": args.weight_decay}],
+            lr=args.lr,
+        )
+    else:
+        optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     epoch, best, history = 0, None, []
 
     if os.path.exists(last_path):
