@@ -2,6 +2,20 @@ import { EventEmitter } from 'node:events';
 import { mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { extname, isAbsolute, join, relative, resolve } from 'node:path';
 import sharp from 'sharp';
+import {
+  type Caption,
+  type Events,
+  type Hit,
+  type IndexProgress,
+  type Input,
+  type Method,
+  type Output,
+  type ParsedInput,
+  parseInput,
+  type SagasuApi,
+  type SearchFilters,
+  type SearchPage,
+} from '../../contract/index.ts';
 import { imagenetClassProbs } from '../cnn/index.ts';
 import { ConceptLexicon, conceptTags } from '../concepts/index.ts';
 import {
@@ -28,20 +42,6 @@ import {
 import { readPhotoFile } from '../image/index.ts';
 import { JointModel, jointModelsDir } from '../joint/index.ts';
 import { type ImageRecord, idleProgress, Library, PHOTO_EXTENSIONS } from '../library/index.ts';
-import {
-  type Caption,
-  type Events,
-  type Hit,
-  type IndexProgress,
-  type Input,
-  type Method,
-  type Output,
-  type ParsedInput,
-  parseInput,
-  type SagasuApi,
-  type SearchFilters,
-  type SearchPage,
-} from './contract.ts';
 
 export interface EngineOptions {
   /** Where the catalog, the vector index and the thumbnails live. */

@@ -1,4 +1,3 @@
-export * from './contract.ts';
 export {
   Engine,
   type EngineHost,

@@ -8,7 +8,7 @@ import {
   type Input,
   type Method,
   type Output,
-} from './contract.ts';
+} from '../../contract/index.ts';
 import type { EngineHost, EngineOptions } from './engine.ts';
 
 /** Requests the proxy sends; the worker answers each `id` once. */

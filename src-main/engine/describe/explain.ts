@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import type { Explanation, LayerContribution } from '../api/contract.ts';
+import type { Explanation, LayerContribution } from '../../contract/index.ts';
 import { DEFAULT_CNN_MODE, verifiedCnn } from '../cnn/index.ts';
 import { ArgumentError, ModelError } from '../errors.ts';
 import {

@@ -16,7 +16,7 @@ import type {
   RootInfo,
   SearchFilters,
   Tag,
-} from '../api/contract.ts';
+} from '../../contract/index.ts';
 import { imagenetClassProbs } from '../cnn/index.ts';
 import { ArgumentError } from '../errors.ts';
 import { makeDirSync } from '../files.ts';

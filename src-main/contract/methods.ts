@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ArgumentError, SagasuError } from '../errors.ts';
+import { ArgumentError, SagasuError } from '../engine/errors.ts';
 
 /**
  * The one contract every door calls (CLI, HTTP server, Electron IPC). Inputs are validated HERE, once, with
