@@ -1,9 +1,8 @@
-import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { ArgumentError, ModelError } from '../errors.ts';
-import { MANIFEST_FILE } from '../joint/index.ts';
+import { manifestSha256 } from '../modelfiles/index.ts';
 import { modelsDir } from '../paths.ts';
 
 /** Where `npm run calibrate` writes the relevance cutoffs of the shipped joint models. */
@@ -88,12 +87,7 @@ export async function loadSearchCalibration(
   }
   const found = parsed.data.models.find((m) => m.model === modelName);
   if (!found) return null;
-  if (options.modelDir) {
-    const sha = createHash('sha256')
-      .update(await readFile(join(options.modelDir, MANIFEST_FILE)))
-      .digest('hex');
-    if (sha !== found.manifestSha256) return null;
-  }
+  if (options.modelDir && manifestSha256(options.modelDir) !== found.manifestSha256) return null;
   return found;
 }
 

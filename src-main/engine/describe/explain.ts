@@ -12,7 +12,7 @@ import {
   readJointManifest,
   readVerified,
 } from '../joint/index.ts';
-import { type ProjectionWeights, readProjectionWeights } from './weights.ts';
+import { type ProjectionWeights, readProjectionWeights } from '../modelfiles/index.ts';
 
 /** The one-layer baseline reads this layer (the CNN manifest's `oneLayer`). */
 const ONE_LAYER = 'MobilenetV2/Conv_1/Relu6';

@@ -9,7 +9,7 @@ export {
   readVerified,
   TEXT_ENCODER_FILE,
   VOCAB_FILE,
-} from './manifest.ts';
+} from '../modelfiles/index.ts';
 export {
   type EncodeSentencesOptions,
   JointModel,
