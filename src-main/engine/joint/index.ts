@@ -5,6 +5,7 @@ export {
   IMAGE_PROJECTION_FILE,
   type JointManifest,
   MANIFEST_FILE,
+  manifestSha256,
   readJointManifest,
   readVerified,
   TEXT_ENCODER_FILE,
