@@ -5,4 +5,4 @@ export {
   openEngine,
   readOnlyStatus,
 } from './engine.ts';
-export { EngineWorker, openEngineWorker } from './worker.ts';
+export { openEngineWorker } from './worker.ts';

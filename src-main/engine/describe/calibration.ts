@@ -37,7 +37,6 @@ const entry = z.looseObject({
 const fileSchema = z.object({ format: z.literal(SEARCH_CALIBRATION_FORMAT), models: z.array(entry) });
 
 export type SearchCalibration = z.infer<typeof entry>;
-export type SearchCalibrationFile = z.infer<typeof fileSchema>;
 
 export interface LoadCalibrationOptions {
   /** Default: models/search.json. */

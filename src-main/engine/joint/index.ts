@@ -1,5 +1,4 @@
 export {
-  FEATURE_KINDS,
   type FeatureKind,
   FIXTURES_FILE,
   IMAGE_PROJECTION_FILE,
@@ -12,14 +11,10 @@ export {
   VOCAB_FILE,
 } from '../modelfiles/index.ts';
 export {
-  type EncodeSentencesOptions,
   JointModel,
-  type JointModelOptions,
   jointModelsDir,
-  type LanguageAnalysis,
   listJointModels,
   listTextEncoders,
-  type SentenceLanguage,
 } from './model.ts';
 export {
   columnSpans,

@@ -16,7 +16,7 @@ import { type ImageInput, ImageProjection, type ImageProjectionOptions } from '.
 /** Where committed joint models live, one directory each. */
 export const jointModelsDir = join(modelsDir, 'joint');
 
-export type JointModelOptions = SentenceEncoderOptions &
+type JointModelOptions = SentenceEncoderOptions &
   ImageProjectionOptions & {
     /**
      * The language `model.text` reads (default 'en'): code written against one encoder (evaluation) gets
@@ -26,14 +26,14 @@ export type JointModelOptions = SentenceEncoderOptions &
   };
 
 /** The encoder a sentence goes to: a language, or 'auto' (by its script, see detectLanguage). */
-export type SentenceLanguage = Language | 'auto';
+type SentenceLanguage = Language | 'auto';
 
-export interface EncodeSentencesOptions {
+interface EncodeSentencesOptions {
   /** Default 'en', as before there was more than one language. */
   lang?: SentenceLanguage;
 }
 
-export interface LanguageAnalysis extends SentenceAnalysis {
+interface LanguageAnalysis extends SentenceAnalysis {
   /** The encoder that reads the sentence ('auto' resolved). */
   lang: Language;
 }

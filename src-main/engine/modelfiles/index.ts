@@ -3,7 +3,6 @@
  * it lists, the ONNX session's declared inputs and outputs, and the projection weights read out of the graph.
  */
 export {
-  FEATURE_KINDS,
   type FeatureKind,
   FIXTURES_FILE,
   IMAGE_PROJECTION_FILE,

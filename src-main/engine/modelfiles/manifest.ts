@@ -6,7 +6,7 @@ import { z } from 'zod';
 import { ModelError } from '../errors.ts';
 
 /** The image features a joint model was trained on (training/data.py FEATURE_KINDS). */
-export const FEATURE_KINDS = ['fne', 'one-layer', 'fne-blocks', 'fne-last'] as const;
+const FEATURE_KINDS = ['fne', 'one-layer', 'fne-blocks', 'fne-last'] as const;
 export type FeatureKind = (typeof FEATURE_KINDS)[number];
 
 export const TEXT_ENCODER_FILE = 'text_encoder.onnx';
