@@ -1,6 +1,6 @@
 import { cpus, totalmem } from 'node:os';
 import type { Page } from 'playwright-core';
-import type { Hit, Input, Method, Output, SearchPage } from '../src-main/engine/api/contract.ts';
+import type { Hit, Input, Method, Output, SearchPage } from '../src-main/contract/index.ts';
 import { startServer } from '../src-main/server/app.ts';
 import { rendererDir } from '../src-main/server/config.ts';
 import type { DoorEngine } from '../src-main/server/engine-host.ts';

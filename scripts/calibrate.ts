@@ -9,7 +9,6 @@
  * z capped) by grid search on validation data only — Flickr8k val and the demo library's `shows` captions,
  * their rsums summed — and puts the cutoff on the fused score the same way. The test split stays untouched.
  */
-import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import { basename, join, relative } from 'node:path';
@@ -37,7 +36,8 @@ import {
   readProbs,
 } from '../src-main/engine/eval/index.ts';
 import { type ClassTable, classTableOf, type FusionWeights } from '../src-main/engine/fusion/index.ts';
-import { JointModel, listJointModels, MANIFEST_FILE } from '../src-main/engine/joint/index.ts';
+import { JointModel, listJointModels } from '../src-main/engine/joint/index.ts';
+import { manifestSha256 } from '../src-main/engine/modelfiles/index.ts';
 import { cacheDir, projectRoot } from '../src-main/engine/paths.ts';
 
 const QUANTILE = 0.99;
@@ -189,9 +189,6 @@ await runCommand('calibrate', async () => {
       );
       const chosen = chooseCutoff(scores, QUANTILE);
       const strict = chooseCutoff(scores, 0.999);
-      const manifestSha256 = createHash('sha256')
-        .update(await readFile(join(dir, MANIFEST_FILE)))
-        .digest('hex');
       const round = (x: number) => Math.round(x * 1e6) / 1e6;
       let fusion: SearchCalibration['fusion'];
       if (model.manifest.features === 'fne' && process.argv.includes('--storage')) {
@@ -251,7 +248,7 @@ await runCommand('calibrate', async () => {
       }
       models.push({
         model: model.name,
-        manifestSha256,
+        manifestSha256: manifestSha256(dir),
         cutoff: round(chosen.cutoff),
         how: `the score ${QUANTILE * 100} % of non-matching (caption, image) pairs of the Flickr8k validation split stay at or below (${split.images.length} images, ${split.captions.length} captions, data ${basename(dataDir)} ${split.metaSha256.slice(0, 12)})`,
         matchingAbove: round(chosen.matchingAbove),

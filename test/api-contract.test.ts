@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseInput } from '../src-main/engine/api/contract.ts';
+import { parseInput } from '../src-main/contract/index.ts';
 import { ArgumentError } from '../src-main/engine/errors.ts';
 
 describe('contract: dates', () => {

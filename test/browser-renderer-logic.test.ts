@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { get } from 'svelte/store';
 import { addMessages, format, init, locale } from 'svelte-i18n';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { FILE_TYPES as CONTRACT_FILE_TYPES, methods } from '../src-main/engine/api/contract.ts';
+import { FILE_TYPES as CONTRACT_FILE_TYPES, methods } from '../src-main/contract/index.ts';
 import { projectRoot } from '../src-main/engine/paths.ts';
 import { blockBars, dominantStage } from '../src-renderer/lib/chart.ts';
 import {

@@ -12,10 +12,11 @@ import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DataType, OnnxGraphBuilder } from '../src-main/engine/cnn/index.ts';
-import { blockOf, LayerExplainer, readProjectionWeights } from '../src-main/engine/describe/index.ts';
+import { blockOf, LayerExplainer } from '../src-main/engine/describe/index.ts';
 import { ArgumentError, ModelError } from '../src-main/engine/errors.ts';
 import { FneExtractor, type ImageFeatures } from '../src-main/engine/fne/index.ts';
 import { JointModel, jointModelsDir } from '../src-main/engine/joint/index.ts';
+import { readProjectionWeights } from '../src-main/engine/modelfiles/index.ts';
 import { cnnBuilt, referenceDir, skipNote } from './helpers/shared.ts';
 
 const SENTENCES = [

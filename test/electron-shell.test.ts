@@ -3,7 +3,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import { parseInput } from '../src-main/engine/api/contract.ts';
+import { parseInput } from '../src-main/contract/index.ts';
 import { SagasuError } from '../src-main/engine/errors.ts';
 import type { DoorEngine } from '../src-main/server/engine-host.ts';
 

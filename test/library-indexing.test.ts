@@ -11,7 +11,7 @@ import {
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { IndexProgress } from '../src-main/engine/api/contract.ts';
+import type { IndexProgress } from '../src-main/contract/index.ts';
 import { FneExtractor } from '../src-main/engine/fne/index.ts';
 import { JointModel, jointModelsDir } from '../src-main/engine/joint/index.ts';
 import { cosine, INDEX_FILE, IndexSaveError, Library } from '../src-main/engine/library/index.ts';

@@ -5,7 +5,7 @@ import { basename, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Status } from '../src-main/engine/api/contract.ts';
+import type { Status } from '../src-main/contract/index.ts';
 import { Library } from '../src-main/engine/library/index.ts';
 import { flickrPhotos, tempDir } from './helpers/library-fixtures.ts';
 import { skipNote } from './helpers/shared.ts';

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { WebSocket } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { IndexProgress, SearchPage, Status } from '../src-main/engine/api/contract.ts';
+import type { IndexProgress, SearchPage, Status } from '../src-main/contract/index.ts';
 import { type EngineHost, openEngineWorker } from '../src-main/engine/api/index.ts';
 import { type RunningServer, startServer } from '../src-main/server/app.ts';
 import { bootstrapLibrary, DEMO_MARKER } from '../src-main/server/bootstrap.ts';

@@ -6,13 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WebSocket } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  type Events,
-  type Input,
-  type Method,
-  type Output,
-  parseInput,
-} from '../src-main/engine/api/contract.ts';
+import { type Events, type Input, type Method, type Output, parseInput } from '../src-main/contract/index.ts';
 import { SagasuError } from '../src-main/engine/errors.ts';
 import { type RunningServer, startServer } from '../src-main/server/app.ts';
 import { type DoorEngine, deferredEngine } from '../src-main/server/engine-host.ts';

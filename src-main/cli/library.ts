@@ -5,17 +5,15 @@ import { SingleBar } from 'cli-progress';
 import { type Command, Option } from 'commander';
 import {
   type Caption,
-  type EngineHost,
   FILE_TYPES,
   type IndexProgress,
   LANGS,
-  openEngine,
-  readOnlyStatus,
   type SearchFilters,
   type SearchPage,
   type Status,
   type Tag,
-} from '../engine/api/index.ts';
+} from '../contract/index.ts';
+import { type EngineHost, openEngine, readOnlyStatus } from '../engine/api/index.ts';
 import { ArgumentError, SagasuError } from '../engine/errors.ts';
 import { writeError } from '../engine/files.ts';
 import { defaultLibraryDir } from '../engine/paths.ts';

@@ -1,4 +1,4 @@
-import type { ApiError, Events, Input, Method, Output } from '../engine/api/contract.ts';
+import type { ApiError, Events } from '../contract/index.ts';
 
 /** IPC channel names, shared by the preload and the main process. */
 export const CHANNELS = {
@@ -20,19 +20,6 @@ export type IpcAnswer = { ok: true; result: unknown } | { ok: false; error: ApiE
 export interface EventMessage<E extends keyof Events = keyof Events> {
   event: E;
   payload: Events[E];
-}
-
-/**
- * `window.sagasu` in the desktop app: the one API the preload exposes. A refused call rejects with an
- * ApiError object ({ code, subject, message }), the same shape the HTTP door answers with.
- */
-export interface SagasuBridge {
-  invoke<M extends Method>(method: M, input: Input<M>): Promise<Output<M>>;
-  on<E extends keyof Events>(event: E, listener: (payload: Events[E]) => void): () => void;
-  /** The folder the person picked in the system dialog, or null when cancelled. */
-  pickFolder(): Promise<string | null>;
-  /** The path on disk of a file dropped on the window (for "find similar"). */
-  pathForFile(file: File): string;
 }
 
 /**

@@ -1,5 +1,5 @@
 import type { IpcMain, IpcMainInvokeEvent } from 'electron';
-import { type Events, type Method, methods, parseInput, toApiError } from '../engine/api/contract.ts';
+import { type Events, type Method, methods, parseInput, toApiError } from '../contract/index.ts';
 import type { DoorEngine } from '../server/engine-host.ts';
 import { CHANNELS, type EventMessage, type IpcAnswer, isAppUrl } from './bridge.ts';
 

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { app, type BrowserWindow, dialog, ipcMain, protocol, session } from 'electron';
 import { argvBytes, LONG_ARGV } from '../cli/argv.ts';
-import { toApiError } from '../engine/api/contract.ts';
+import { toApiError } from '../contract/index.ts';
 import { openEngineWorker } from '../engine/api/index.ts';
 import { bootstrapLibrary } from '../server/bootstrap.ts';
 import { defaultLibraryDir, rendererDir, sampleLibraryDir } from '../server/config.ts';

@@ -1,5 +1,6 @@
 import { contextBridge, ipcRenderer, webUtils } from 'electron';
-import { CHANNELS, type EventMessage, type IpcAnswer, type SagasuBridge } from './bridge.ts';
+import type { SagasuBridge } from '../contract/index.ts';
+import { CHANNELS, type EventMessage, type IpcAnswer } from './bridge.ts';
 
 /**
  * Runs sandboxed, before the renderer: the page gets these four functions and nothing else (no ipcRenderer,

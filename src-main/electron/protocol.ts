@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { extname, relative, resolve, sep } from 'node:path';
 import type { Protocol } from 'electron';
-import { type ApiError, toApiError } from '../engine/api/contract.ts';
+import { type ApiError, toApiError } from '../contract/index.ts';
 import { ArgumentError } from '../engine/errors.ts';
 import { contentSecurityPolicy } from '../server/config.ts';
 import { type DoorEngine, httpStatus } from '../server/engine-host.ts';

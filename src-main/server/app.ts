@@ -14,7 +14,7 @@ import {
   methods,
   parseInput,
   toApiError,
-} from '../engine/api/contract.ts';
+} from '../contract/index.ts';
 import { contentSecurityPolicy } from './config.ts';
 import { type DoorEngine, httpStatus } from './engine-host.ts';
 

@@ -1,7 +1,7 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { RootInfo, SagasuApi } from '../engine/api/contract.ts';
+import type { RootInfo, SagasuApi } from '../contract/index.ts';
 
 const PHOTO = /\.(?:jpe?g|png|webp|tiff?|gif|avif|heic)$/i;
 

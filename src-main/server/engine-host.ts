@@ -1,4 +1,4 @@
-import type { ApiError, SagasuApi } from '../engine/api/contract.ts';
+import type { ApiError, SagasuApi } from '../contract/index.ts';
 
 /**
  * What a door needs from the engine: the contract, media of indexed photos, and close. The engine's

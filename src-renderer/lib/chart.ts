@@ -1,4 +1,4 @@
-import type { Explanation } from '../../src-main/engine/api/contract.ts';
+import type { Explanation } from '../../src-main/contract/index.ts';
 
 /** "Why this match" as bars: one per network block, in network order (stem first, head last). */
 export interface Bar {

@@ -1,12 +1,12 @@
-import type { SagasuBridge } from '../../src-main/electron/bridge.ts';
 import type {
   Events,
   Input,
   Method,
   Output,
   SagasuApi,
+  SagasuBridge,
   SearchPage,
-} from '../../src-main/engine/api/contract.ts';
+} from '../../src-main/contract/index.ts';
 import {
   asClientError,
   ClientError,

@@ -1,4 +1,4 @@
-import type { FileType, IndexProgress, SearchFilters } from '../../src-main/engine/api/contract.ts';
+import type { FileType, IndexProgress, SearchFilters } from '../../src-main/contract/index.ts';
 
 /** The contract's file types, repeated here so the bundle does not pull zod in with the contract. */
 export const FILE_TYPES = [

@@ -1,4 +1,4 @@
-import type { ApiError, Method } from '../../src-main/engine/api/contract.ts';
+import type { ApiError, Method } from '../../src-main/contract/index.ts';
 
 /**
  * The browser door's wire format (src-main/server speaks the same): kept free of DOM types so the unit tests

@@ -1,4 +1,3 @@
-export * from './contract.ts';
 export {
   Engine,
   type EngineHost,
@@ -6,4 +5,4 @@ export {
   openEngine,
   readOnlyStatus,
 } from './engine.ts';
-export { EngineWorker, openEngineWorker } from './worker.ts';
+export { openEngineWorker } from './worker.ts';

@@ -1,5 +1,5 @@
 import { parentPort, workerData } from 'node:worker_threads';
-import { toApiError } from './contract.ts';
+import { toApiError } from '../../contract/index.ts';
 import { Engine, type EngineOptions } from './engine.ts';
 import type { WorkerMessage, WorkerRequest } from './worker.ts';
 

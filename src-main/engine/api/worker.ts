@@ -8,7 +8,7 @@ import {
   type Input,
   type Method,
   type Output,
-} from './contract.ts';
+} from '../../contract/index.ts';
 import type { EngineHost, EngineOptions } from './engine.ts';
 
 /** Requests the proxy sends; the worker answers each `id` once. */
@@ -35,7 +35,7 @@ const entry = new URL(fromSource ? './worker-entry.ts' : './worker-entry.js', im
  * The engine in a worker thread behind the same EngineHost interface as the in-process Engine, so a door's
  * event loop (the HTTP server, Electron's main process) never waits on a CNN batch or a database write.
  */
-export class EngineWorker implements EngineHost {
+class EngineWorker implements EngineHost {
   private readonly events = new EventEmitter();
   private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
   private nextId = 1;

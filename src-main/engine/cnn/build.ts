@@ -21,7 +21,7 @@ import { readTflite } from './tflite.ts';
 /** Bumped whenever the converter's output changes, so `models:prepare` rebuilds stale models. */
 export const CONVERTER_VERSION = 2;
 /** The same for the TensorFlow.js (Keras) converter, which builds ResNet-50. */
-export const KERAS_CONVERTER_VERSION = 2;
+const KERAS_CONVERTER_VERSION = 2;
 
 /**
  * The CNN under the Full-Network Embedding. mobilenet_v2 (the default) is built in two modes; resnet50 only in
@@ -30,7 +30,7 @@ export const KERAS_CONVERTER_VERSION = 2;
 export type CnnBackbone = 'mobilenet_v2' | 'resnet50';
 export const CNN_BACKBONES: readonly CnnBackbone[] = ['mobilenet_v2', 'resnet50'];
 
-export const cnnDir = join(modelsDir, 'cnn');
+const cnnDir = join(modelsDir, 'cnn');
 const BASE: Record<CnnBackbone, string> = {
   mobilenet_v2: UPSTREAM_FILES.model.name.replace(/\.tflite$/, ''),
   resnet50: 'resnet50',

@@ -41,7 +41,7 @@ export interface ConvertedCnn {
   classes: number;
 }
 
-export interface ConvertOptions {
+interface ConvertOptions {
   mode: CnnMode;
   /** false builds the plain classifier (only `probs`), for measuring what the Full-Network outputs cost. */
   fullNetwork?: boolean;

@@ -14,7 +14,7 @@ export { CNN_MODES, type CnnMode, convertTfliteToOnnx, type LayerInfo } from './
 export { IMAGENET_CLASSES, imagenetClassProbs, loadLabels } from './labels.ts';
 export { DataType, OnnxGraphBuilder, onnxModelType } from './onnx-writer.ts';
 export { chooseProviders, type OnnxOptions, openSession, type ProviderName } from './providers.ts';
-export { type CnnOutputs, CnnSession, type CnnSessionOptions } from './session.ts';
+export { CnnSession } from './session.ts';
 export { RESNET50_PACKAGE, sha256File, UPSTREAM_FILES } from './source.ts';
 export { readTfjsLayersModel } from './tfjs.ts';
 export { readTflite } from './tflite.ts';

@@ -15,7 +15,7 @@ import type { KerasLayer, KerasWeight, TfjsLayersModel } from './tfjs.ts';
 /** Keras' "caffe" mode (ResNet50, VGG): RGB to BGR, the ImageNet mean subtracted per channel, no scaling. */
 const CAFFE_MEAN_BGR = [103.939, 116.779, 123.68];
 
-export interface KerasConvertOptions {
+interface KerasConvertOptions {
   /** The preprocessing the network was trained with; the graph applies it to uint8 RGB pixels itself. */
   preprocessing: 'caffe';
   /** false builds the plain classifier (only `probs`), for measuring what the Full-Network outputs cost. */

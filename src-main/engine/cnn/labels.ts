@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { ModelError } from '../errors.ts';
 
 /** The model's 1001 outputs: ImageNet's 1000 classes after a "background" class at index 0. */
-export const IMAGENET_CLASS_COUNT = 1001;
+const IMAGENET_CLASS_COUNT = 1001;
 
 /**
  * Short class names from imagenet_labels.txt ("tench, Tinca tinca" -> "tench"). Deriving them from the file

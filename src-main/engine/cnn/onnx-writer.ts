@@ -3,9 +3,9 @@ import protobuf from 'protobufjs';
 
 /** ONNX TensorProto.DataType values used by the converter. */
 export const DataType = { FLOAT: 1, UINT8: 2, INT8: 3, INT32: 6, INT64: 7 } as const;
-export type DataTypeCode = (typeof DataType)[keyof typeof DataType];
+type DataTypeCode = (typeof DataType)[keyof typeof DataType];
 
-export type AttributeValue = number | number[] | { float: number };
+type AttributeValue = number | number[] | { float: number };
 
 interface Attribute {
   name: string;
@@ -18,7 +18,7 @@ interface Attribute {
 const AttrType = { FLOAT: 1, INT: 2, INTS: 7 } as const;
 
 /** One symbolic or fixed dimension of a graph input/output. */
-export type Dim = number | string;
+type Dim = number | string;
 
 /**
  * Builds an ONNX graph node by node and serializes it with the onnx.proto schema, so the converter
@@ -131,13 +131,4 @@ function onnxRoot(): protobuf.Root {
 /** The onnx.ModelProto message type of the project's onnx.proto (the writer's schema; readers share it). */
 export function onnxModelType(): protobuf.Type {
   return onnxRoot().lookupType('onnx.ModelProto');
-}
-
-/** Decodes an ONNX file (for tests and for reading a built model's metadata). */
-export function decodeOnnx(bytes: Uint8Array): Record<string, unknown> {
-  const ModelProto = onnxModelType();
-  return ModelProto.toObject(ModelProto.decode(bytes), { longs: Number, bytes: Array }) as Record<
-    string,
-    unknown
-  >;
 }

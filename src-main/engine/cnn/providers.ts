@@ -5,7 +5,7 @@ import { ModelError } from '../errors.ts';
 /** onnxruntime-node's execution-provider names. */
 export type ProviderName = 'cuda' | 'dml' | 'coreml' | 'cpu';
 
-export interface ProviderEnvironment {
+interface ProviderEnvironment {
   platform: NodeJS.Platform;
   /** Backends this onnxruntime-node build can load (its listSupportedBackends()). */
   backends: { name: string; bundled: boolean }[];
@@ -15,7 +15,7 @@ export interface ProviderEnvironment {
   override: string | undefined;
 }
 
-export function currentProviderEnvironment(backends: ProviderEnvironment['backends']): ProviderEnvironment {
+function currentProviderEnvironment(backends: ProviderEnvironment['backends']): ProviderEnvironment {
   return {
     platform: process.platform,
     backends,

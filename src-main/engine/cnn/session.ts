@@ -5,7 +5,7 @@ import type { LayerInfo } from './converter.ts';
 import { INPUT_IMAGE, OUTPUT_FNE, OUTPUT_ONE_LAYER, OUTPUT_PROBS } from './converter.ts';
 import { type OnnxOptions, openSession, type ProviderName } from './providers.ts';
 
-export interface CnnOutputs {
+interface CnnOutputs {
   /** Row-major [n, fneDim]: each conv layer's spatial mean, concatenated in graph order. */
   fneRaw: Float32Array;
   /** Row-major [n, oneLayerDim]. */
@@ -14,7 +14,7 @@ export interface CnnOutputs {
   probs: Float32Array;
 }
 
-export type CnnSessionOptions = OnnxOptions;
+type CnnSessionOptions = OnnxOptions;
 
 export interface CnnModelInfo {
   layers: LayerInfo[];

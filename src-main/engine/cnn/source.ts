@@ -37,7 +37,7 @@ export const UPSTREAM_FILES = {
 } as const satisfies Record<string, UpstreamFile>;
 
 /** One file inside a package tarball: its path there and the exact bytes it must have. */
-export interface PackedFile {
+interface PackedFile {
   readonly name: string;
   readonly bytes: number;
   readonly sha256: string;

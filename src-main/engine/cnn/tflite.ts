@@ -9,7 +9,7 @@ import { ModelError } from '../errors.ts';
 
 export const TensorType = { FLOAT32: 0, INT32: 2, UINT8: 3, INT64: 4, INT8: 9 } as const;
 
-export const BuiltinOp = {
+const BuiltinOp = {
   ADD: 0,
   AVERAGE_POOL_2D: 1,
   CONV_2D: 3,
@@ -18,10 +18,9 @@ export const BuiltinOp = {
   SOFTMAX: 25,
 } as const;
 
-export const Activation = { NONE: 0, RELU: 1, RELU_N1_TO_1: 2, RELU6: 3 } as const;
 export const Padding = { SAME: 0, VALID: 1 } as const;
 
-export interface Quantization {
+interface Quantization {
   scale: Float32Array;
   zeroPoint: number[];
 }
@@ -36,7 +35,7 @@ export interface TfliteTensor {
   quantization: Quantization | undefined;
 }
 
-export interface ConvOptions {
+interface ConvOptions {
   padding: number;
   strideW: number;
   strideH: number;
@@ -46,7 +45,7 @@ export interface ConvOptions {
   depthMultiplier: number;
 }
 
-export interface PoolOptions {
+interface PoolOptions {
   padding: number;
   strideW: number;
   strideH: number;

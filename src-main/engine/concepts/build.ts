@@ -17,7 +17,7 @@ export const WORDNET_DIR = '/usr/share/wordnet';
 export const EDICT_FILE = '/usr/share/edict/edict';
 
 /** Senses below this weight are left out: a rare sense must not speak for a word. */
-export const MIN_WEIGHT = 0.1;
+const MIN_WEIGHT = 0.1;
 
 /**
  * A synset whose hyponyms are mostly outside ImageNet ("person": 3 classes among 10,297 hyponyms) says little
@@ -74,7 +74,7 @@ interface Sources {
 }
 
 /** The lookup key of a lemma or a phrase: the query tokenizer's words, space-joined. */
-export function lemmaKey(text: string): string {
+function lemmaKey(text: string): string {
   return words(text.replace(/_/g, ' ')).join(' ');
 }
 
@@ -144,7 +144,7 @@ function addTo(map: Map<string, Set<number>>, key: string, value: number): void 
 
 const display = (w: string) => w.replace(/_/g, ' ');
 
-export function buildLexicon(src: Sources): LexiconFile {
+function buildLexicon(src: Sources): LexiconFile {
   const data = parseData(src.dataNoun);
   const index = parseIndex(src.indexNoun);
   const counts = parseCounts(src.cntlist);
@@ -335,7 +335,7 @@ const KATAKANA = /^[\p{Script=Katakana}ー・]+$/u;
  * word has several (城 [しろ] castle before 城 [き] fortress). A reading is a key of its own when it is
  * katakana (loanwords: コアラ) or the entry is usually written in kana (uk).
  */
-export function japaneseEntries(text: string, lemmas: Record<string, unknown>): Record<string, string[]> {
+function japaneseEntries(text: string, lemmas: Record<string, unknown>): Record<string, string[]> {
   const found = new Map<string, { common: boolean; order: number; lemmas: string[] }>();
   const lines = text.split('\n');
   lines.forEach((line, order) => {

@@ -5,15 +5,12 @@
  */
 export {
   CLASS_COUNT,
-  type ClassNames,
   CONCEPT_LEXICON_FILE,
   ConceptError,
   ConceptLexicon,
-  type ConceptMatch,
   type ConceptQuery,
-  type ConceptTerm,
   conceptScore,
   conceptTerms,
   PROBABILITY_FLOOR,
 } from './lexicon.ts';
-export { type ConceptTag, type ConceptTagOptions, conceptTags } from './tags.ts';
+export { conceptTags } from './tags.ts';

@@ -55,7 +55,7 @@ const lexiconSchema = z.object({
 
 export type LexiconFile = z.infer<typeof lexiconSchema>;
 
-export interface ConceptMatch {
+interface ConceptMatch {
   /** The query's own word or phrase ("polar bears", 「灯台」). */
   term: string;
   /** The WordNet 3.0 noun synset it was read as ("n02134084"). */
@@ -77,7 +77,7 @@ export interface ConceptQuery {
   unknown: string[];
 }
 
-export interface ClassNames {
+interface ClassNames {
   synset: string;
   /** Common names, first the ImageNet name ("ice bear", "polar bear"). */
   names: string[];
@@ -313,14 +313,14 @@ const clean = (name: string) => name.replace(/\|/g, ' ');
  * The names a class or hypernym is tagged with: the first, and the second when it is another word rather than
  * a variant of the first ("ice bear" and "polar bear", "beacon" and "lighthouse"; not "sport car").
  */
-export function tagNames(names: readonly string[]): string[] {
+function tagNames(names: readonly string[]): string[] {
   const [first, second] = names as [string, string | undefined];
   if (!second || first.includes(second) || second.includes(first) || first.slice(0, 4) === second.slice(0, 4))
     return [first];
   return [first, second];
 }
 
-export interface ConceptTerm {
+interface ConceptTerm {
   /** The query's word or phrase. */
   term: string;
   /** The lexicon lemmas it was read as. */

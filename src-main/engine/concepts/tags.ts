@@ -1,6 +1,6 @@
 import { CLASS_COUNT, type ConceptLexicon } from './lexicon.ts';
 
-export interface ConceptTag {
+interface ConceptTag {
   text: string;
   /** The classifier's probability of the class, or of all the classes under a hypernym, in [0, 1]. */
   confidence: number;
@@ -8,7 +8,7 @@ export interface ConceptTag {
   hierarchy: string;
 }
 
-export interface ConceptTagOptions {
+interface ConceptTagOptions {
   /** At most this many tags (default 10). */
   max?: number;
   /** Tags below this confidence are left out (default 0.1, as for the caption tags). */

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { SagasuError } from '../errors.ts';
-import { type JointModel, MANIFEST_FILE } from '../joint/index.ts';
+import { type JointModel, manifestSha256 } from '../joint/index.ts';
 import { cacheDir as defaultCacheDir, modelsDir } from '../paths.ts';
 import { captionKey, cleanCaption, words } from './words.ts';
 
@@ -105,7 +105,7 @@ export class CaptionBank {
     if (dropped > 0) log(`caption bank: left out ${dropped} duplicate or unreadable lines of ${file}`);
 
     const bankSha = sha256(bytes);
-    const manifestSha = sha256(await readFile(join(model.dir, MANIFEST_FILE)));
+    const manifestSha = manifestSha256(model.dir);
     const dim = model.dim;
     const dir = join(options.cacheDir ?? defaultCacheDir, 'captions');
     const cacheFile = join(dir, `${model.name}-${manifestSha.slice(0, 16)}-${bankSha.slice(0, 16)}.f32`);

@@ -1,9 +1,8 @@
-import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { ArgumentError, ModelError } from '../errors.ts';
-import { MANIFEST_FILE } from '../joint/index.ts';
+import { manifestSha256 } from '../modelfiles/index.ts';
 import { modelsDir } from '../paths.ts';
 
 /** Where `npm run calibrate` writes the relevance cutoffs of the shipped joint models. */
@@ -38,7 +37,6 @@ const entry = z.looseObject({
 const fileSchema = z.object({ format: z.literal(SEARCH_CALIBRATION_FORMAT), models: z.array(entry) });
 
 export type SearchCalibration = z.infer<typeof entry>;
-export type SearchCalibrationFile = z.infer<typeof fileSchema>;
 
 export interface LoadCalibrationOptions {
   /** Default: models/search.json. */
@@ -88,12 +86,7 @@ export async function loadSearchCalibration(
   }
   const found = parsed.data.models.find((m) => m.model === modelName);
   if (!found) return null;
-  if (options.modelDir) {
-    const sha = createHash('sha256')
-      .update(await readFile(join(options.modelDir, MANIFEST_FILE)))
-      .digest('hex');
-    if (sha !== found.manifestSha256) return null;
-  }
+  if (options.modelDir && manifestSha256(options.modelDir) !== found.manifestSha256) return null;
   return found;
 }
 

@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import type { Explanation, LayerContribution } from '../api/contract.ts';
+import type { Explanation, LayerContribution } from '../../contract/index.ts';
 import { DEFAULT_CNN_MODE, verifiedCnn } from '../cnn/index.ts';
 import { ArgumentError, ModelError } from '../errors.ts';
 import {
@@ -12,7 +12,7 @@ import {
   readJointManifest,
   readVerified,
 } from '../joint/index.ts';
-import { type ProjectionWeights, readProjectionWeights } from './weights.ts';
+import { type ProjectionWeights, readProjectionWeights } from '../modelfiles/index.ts';
 
 /** The one-layer baseline reads this layer (the CNN manifest's `oneLayer`). */
 const ONE_LAYER = 'MobilenetV2/Conv_1/Relu6';

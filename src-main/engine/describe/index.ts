@@ -24,7 +24,6 @@ export {
 export { blockOf, LayerExplainer, type LayerExplainerOptions } from './explain.ts';
 export { type ExportFormat, type ExportRow, exportRows } from './export.ts';
 export { DEFAULT_TAG_OPTIONS, type ScoredTag, type TagOptions, tagsFor } from './tags.ts';
-export { type ProjectionWeights, readProjectionWeights } from './weights.ts';
 export { captionKey, cleanCaption, contentLemmas, isStopWord, lemma, words } from './words.ts';
 export {
   readXmpSidecar,

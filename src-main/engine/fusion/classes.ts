@@ -12,7 +12,7 @@ const STEPS_PER_NAT = 16;
 const ENTRY_BYTES = 3;
 
 /** The top classes of one photo: class ids 0..999 and their probabilities, most probable first. */
-export interface TopClasses {
+interface TopClasses {
   classes: Uint16Array;
   probs: Float32Array;
 }
@@ -33,7 +33,7 @@ function quantizeProb(p: number): number {
   return Math.min(255, Math.max(0, Math.round(-Math.log(p) * STEPS_PER_NAT)));
 }
 
-export function dequantizeProb(q: number): number {
+function dequantizeProb(q: number): number {
   return Math.exp(-q / STEPS_PER_NAT);
 }
 

@@ -1,4 +1,3 @@
-import { ArgumentError } from '../errors.ts';
 import { ClassTable, decodeTopClasses, encodeTopClasses, TOP_CLASSES, topClasses } from './classes.ts';
 
 /** What the ranking needs of a query's concepts (the concepts room's ConceptQuery has this shape). */
@@ -12,10 +11,10 @@ export interface ConceptSource {
 }
 
 /** The concepts room's floor (PROBABILITY_FLOOR): a class outside a photo's stored top classes counts as 0. */
-export const MASS_FLOOR = 1e-3;
+const MASS_FLOOR = 1e-3;
 
 /** Rows of top classes, as ClassTable.view() gives them. */
-export interface ClassRows {
+interface ClassRows {
   classes: Uint16Array;
   probs: Float32Array;
   size: number;
@@ -167,13 +166,6 @@ export function fusedScore(
   unknownConcepts = 0,
 ): number {
   return cosine + conceptWeight(w, unknownConcepts) * conceptZ + (keyword ? w.keyword : 0);
-}
-
-export function checkWeights(w: FusionWeights): FusionWeights {
-  for (const [name, value] of Object.entries(w))
-    if (!Number.isFinite(value) || value < 0)
-      throw new ArgumentError(`fusion.${name}`, `expected a finite number ≥ 0, got ${value}`);
-  return w;
 }
 
 /**

@@ -1,24 +1,20 @@
 export {
-  FEATURE_KINDS,
   type FeatureKind,
   FIXTURES_FILE,
   IMAGE_PROJECTION_FILE,
   type JointManifest,
   MANIFEST_FILE,
+  manifestSha256,
   readJointManifest,
   readVerified,
   TEXT_ENCODER_FILE,
   VOCAB_FILE,
-} from './manifest.ts';
+} from '../modelfiles/index.ts';
 export {
-  type EncodeSentencesOptions,
   JointModel,
-  type JointModelOptions,
   jointModelsDir,
-  type LanguageAnalysis,
   listJointModels,
   listTextEncoders,
-  type SentenceLanguage,
 } from './model.ts';
 export {
   columnSpans,

@@ -1,17 +1,22 @@
-import { createHash } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { ArgumentError, ModelError } from '../errors.ts';
+import { type JointManifest, MANIFEST_FILE, manifestSha256, readJointManifest } from '../modelfiles/index.ts';
 import { modelsDir } from '../paths.ts';
-import { type SentenceAnalysis, SentenceEncoder, type SentenceEncoderOptions } from '../text/encoder.ts';
-import { detectLanguage, LANGUAGES, type Language } from '../text/language.ts';
-import { type JointManifest, MANIFEST_FILE, readJointManifest } from './manifest.ts';
+import {
+  detectLanguage,
+  LANGUAGES,
+  type Language,
+  type SentenceAnalysis,
+  SentenceEncoder,
+  type SentenceEncoderOptions,
+} from '../text/index.ts';
 import { type ImageInput, ImageProjection, type ImageProjectionOptions } from './projection.ts';
 
 /** Where committed joint models live, one directory each. */
 export const jointModelsDir = join(modelsDir, 'joint');
 
-export type JointModelOptions = SentenceEncoderOptions &
+type JointModelOptions = SentenceEncoderOptions &
   ImageProjectionOptions & {
     /**
      * The language `model.text` reads (default 'en'): code written against one encoder (evaluation) gets
@@ -21,14 +26,14 @@ export type JointModelOptions = SentenceEncoderOptions &
   };
 
 /** The encoder a sentence goes to: a language, or 'auto' (by its script, see detectLanguage). */
-export type SentenceLanguage = Language | 'auto';
+type SentenceLanguage = Language | 'auto';
 
-export interface EncodeSentencesOptions {
+interface EncodeSentencesOptions {
   /** Default 'en', as before there was more than one language. */
   lang?: SentenceLanguage;
 }
 
-export interface LanguageAnalysis extends SentenceAnalysis {
+interface LanguageAnalysis extends SentenceAnalysis {
   /** The encoder that reads the sentence ('auto' resolved). */
   lang: Language;
 }
@@ -39,8 +44,6 @@ interface Companion {
   /** Set when the encoder was trained against another version of this model's image side. */
   refused?: string;
 }
-
-const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
 
 function checkLanguage(lang: unknown): SentenceLanguage {
   if (lang === 'auto' || LANGUAGES.includes(lang as Language)) return lang as SentenceLanguage;
@@ -236,7 +239,7 @@ async function readHead(dir: string): Promise<ManifestHead | undefined> {
 
 /** Text-only encoders beside `modelDir` that name this model as their image side. */
 async function findCompanions(modelDir: string, manifest: JointManifest): Promise<Map<Language, Companion>> {
-  const ownSha = sha256(await readFile(join(modelDir, MANIFEST_FILE)));
+  const ownSha = manifestSha256(modelDir);
   const found = new Map<Language, Companion>();
   for (const dir of await listModelDirs(dirname(modelDir))) {
     if (basename(dir) === basename(modelDir)) continue;

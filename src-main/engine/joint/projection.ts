@@ -1,17 +1,23 @@
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
-import type { ProviderName } from '../cnn/index.ts';
-import { DEFAULT_CNN_MODE, verifiedCnn } from '../cnn/index.ts';
+import {
+  DEFAULT_CNN_MODE,
+  type OnnxOptions,
+  openSession,
+  type ProviderName,
+  verifiedCnn,
+} from '../cnn/index.ts';
 import { ArgumentError, ModelError } from '../errors.ts';
 import {
   type FeatureKind,
+  floatOutput,
   IMAGE_PROJECTION_FILE,
   type JointManifest,
   MANIFEST_FILE,
   readJointManifest,
   readVerified,
-} from './manifest.ts';
-import { floatOutput, type OnnxOptions, openVerifiedSession, requireIo } from './onnx.ts';
+  requireIo,
+} from '../modelfiles/index.ts';
 
 /** One image as the engine's image path gives it (FneExtractor's ImageFeatures fits). */
 export interface ImageInput {
@@ -74,7 +80,7 @@ export class ImageProjection {
     }
     const file = join(modelDir, IMAGE_PROJECTION_FILE);
     const bytes = await readVerified(modelDir, manifest, IMAGE_PROJECTION_FILE);
-    const { session, provider } = await openVerifiedSession(
+    const { session, provider } = await openSession(
       file,
       bytes,
       `image projection ${manifest.name}`,

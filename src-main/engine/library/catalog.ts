@@ -8,7 +8,7 @@ import type {
   RootInfo,
   SearchFilters,
   Tag,
-} from '../api/contract.ts';
+} from '../../contract/index.ts';
 import { ArgumentError, SagasuError } from '../errors.ts';
 import { MIGRATIONS } from './schema.ts';
 import { openDatabase } from './sqlite.ts';

@@ -1,5 +1,4 @@
-import { createHash } from 'node:crypto';
-import { accessSync, constants, existsSync, readFileSync, realpathSync, statSync } from 'node:fs';
+import { accessSync, constants, existsSync, realpathSync, statSync } from 'node:fs';
 import { copyFile, mkdtemp, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { availableParallelism, tmpdir } from 'node:os';
@@ -16,13 +15,13 @@ import type {
   RootInfo,
   SearchFilters,
   Tag,
-} from '../api/contract.ts';
+} from '../../contract/index.ts';
 import { imagenetClassProbs } from '../cnn/index.ts';
 import { ArgumentError } from '../errors.ts';
 import { makeDirSync } from '../files.ts';
 import { FneExtractor } from '../fne/index.ts';
 import { ClassTable, decodeTopClasses, encodeTopClasses, topClasses } from '../fusion/index.ts';
-import { JointModel, jointModelsDir, MANIFEST_FILE, readJointManifest } from '../joint/index.ts';
+import { JointModel, jointModelsDir, manifestSha256, readJointManifest } from '../joint/index.ts';
 import { Catalog, type ImageRecord, type KnownFile } from './catalog.ts';
 import type { DecodeResult, DecodeTask } from './decode-worker.ts';
 import { haltPoint } from './halt.ts';
@@ -1022,10 +1021,7 @@ export function idleProgress(): IndexProgress {
 
 /** Manifest name + sha256 of its manifest.json: embeddings of another version are re-embedded. */
 function modelVersionOf(modelDir: string, name: string): string {
-  const sha = createHash('sha256')
-    .update(readFileSync(join(modelDir, MANIFEST_FILE)))
-    .digest('hex');
-  return `${name}@${sha.slice(0, 16)}`;
+  return `${name}@${manifestSha256(modelDir).slice(0, 16)}`;
 }
 
 /** What one root's walk found against the catalog. */

@@ -1,19 +1,18 @@
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
-import type { ProviderName } from '../cnn/index.ts';
+import { type OnnxOptions, openSession, type ProviderName } from '../cnn/index.ts';
 import { ArgumentError, ModelError } from '../errors.ts';
-// The manifest and session helpers by file, not through joint/index.ts: joint/index.ts imports this module,
-// and a cycle between the two rooms' index files would leave classes undefined at load time.
 import {
+  floatOutput,
   type JointManifest,
   MANIFEST_FILE,
   readJointManifest,
   readVerified,
+  requireIo,
   TEXT_ENCODER_FILE,
   VOCAB_FILE,
-} from '../joint/manifest.ts';
-import { floatOutput, type OnnxOptions, openVerifiedSession, requireIo } from '../joint/onnx.ts';
+} from '../modelfiles/index.ts';
 import { modelsDir } from '../paths.ts';
 import { JA_TOKENIZER_VERSION, japaneseTokenizer } from './japanese.ts';
 import type { Language } from './language.ts';
@@ -115,7 +114,7 @@ export class SentenceEncoder {
       );
     const modelFile = join(modelDir, TEXT_ENCODER_FILE);
     const bytes = await readVerified(modelDir, manifest, TEXT_ENCODER_FILE);
-    const { session, provider } = await openVerifiedSession(
+    const { session, provider } = await openSession(
       modelFile,
       bytes,
       `text encoder ${manifest.name}`,

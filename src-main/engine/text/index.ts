@@ -7,7 +7,6 @@ export {
 export {
   JA_TOKENIZER_VERSION,
   JapaneseTokenizer,
-  type JapaneseTokenizerLoad,
   japaneseTokenizer,
   kuromojiDictDir,
   normalizeJapanese,
@@ -16,4 +15,4 @@ export {
 export { detectLanguage, LANGUAGES, type Language } from './language.ts';
 export { SUBSTITUTES_FILE, WordSubstitutes, WordVectorError } from './substitutes.ts';
 export { TOKENIZER_VERSION, tokenizeEnglish } from './tokenize.ts';
-export { PAD, PAD_ID, UNK, UNK_ID, Vocabulary, VocabularyError } from './vocabulary.ts';
+export { PAD_ID, UNK_ID, Vocabulary, VocabularyError } from './vocabulary.ts';

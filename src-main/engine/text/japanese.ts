@@ -40,7 +40,7 @@ type Analyzer = kuromoji.Tokenizer<kuromoji.IpadicFeatures>;
  * text longer than this is analyzed in pieces cut after a space or punctuation mark where there is one. The
  * longest Flickr8k caption has 90 characters: training text never reaches the cut, so the ids are the same.
  */
-export const ANALYZE_CHARS = 256;
+const ANALYZE_CHARS = 256;
 const BREAK = /[\s。、，．！？!?,.;:]/u;
 
 function pieces(text: string): string[] {
@@ -68,7 +68,7 @@ export function kuromojiDictDir(): string {
   return join(dirname(require.resolve('kuromoji/package.json')), 'dict');
 }
 
-export interface JapaneseTokenizerLoad {
+interface JapaneseTokenizerLoad {
   tokenizer: JapaneseTokenizer;
   /** Wall-clock milliseconds to read and unpack the dictionary (about 17 MB of gzip files). */
   loadMs: number;

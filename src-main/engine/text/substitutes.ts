@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { SagasuError } from '../errors.ts';
 import type { Vocabulary } from './vocabulary.ts';
 
-export const SUBSTITUTES_FORMAT = 'sagasu-substitutes-v1';
+const SUBSTITUTES_FORMAT = 'sagasu-substitutes-v1';
 export const SUBSTITUTES_FILE = 'substitutes.tsv';
 const MANIFEST = 'manifest.json';
 

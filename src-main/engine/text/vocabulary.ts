@@ -1,7 +1,7 @@
 import { SagasuError } from '../errors.ts';
 
-export const PAD = '<pad>';
-export const UNK = '<unk>';
+const PAD = '<pad>';
+const UNK = '<unk>';
 export const PAD_ID = 0;
 export const UNK_ID = 1;
 

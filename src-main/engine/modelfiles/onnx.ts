@@ -1,8 +1,6 @@
 import type * as ort from 'onnxruntime-node';
 import { ModelError } from '../errors.ts';
 
-export { type OnnxOptions, openSession as openVerifiedSession } from '../cnn/index.ts';
-
 /** Checks that a session has the inputs and output the model directory's contract names. */
 export function requireIo(
   session: ort.InferenceSession,

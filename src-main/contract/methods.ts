@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ArgumentError, SagasuError } from '../errors.ts';
+import { ArgumentError, SagasuError } from '../engine/errors.ts';
 
 /**
  * The one contract every door calls (CLI, HTTP server, Electron IPC). Inputs are validated HERE, once, with
@@ -25,7 +25,6 @@ export const FILE_TYPES = ['jpeg', 'png', 'webp', 'tiff', 'gif', 'avif', 'heic']
 export type FileType = (typeof FILE_TYPES)[number];
 
 export const LANGS = ['auto', 'en', 'ja'] as const;
-export type Lang = (typeof LANGS)[number];
 
 export const SearchFilters = z
   .object({
@@ -234,7 +233,7 @@ export interface Explanation {
   blocks: Array<{ block: string; contribution: number }>;
 }
 
-export interface Outputs {
+interface Outputs {
   status: Status;
   'roots.add': RootInfo;
   'roots.remove': { removedImages: number };

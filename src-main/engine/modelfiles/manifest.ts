@@ -1,11 +1,12 @@
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { ModelError } from '../errors.ts';
 
 /** The image features a joint model was trained on (training/data.py FEATURE_KINDS). */
-export const FEATURE_KINDS = ['fne', 'one-layer', 'fne-blocks', 'fne-last'] as const;
+const FEATURE_KINDS = ['fne', 'one-layer', 'fne-blocks', 'fne-last'] as const;
 export type FeatureKind = (typeof FEATURE_KINDS)[number];
 
 export const TEXT_ENCODER_FILE = 'text_encoder.onnx';
@@ -86,6 +87,16 @@ export async function readJointManifest(modelDir: string): Promise<JointManifest
       `features "${manifest.features}" are ternary columns of named layers, but "layers" is empty`,
     );
   return manifest;
+}
+
+/**
+ * sha256 of a model directory's manifest.json: the identity of one export, so that a retrained model of the
+ * same name is another model (its embeddings, cutoff, caption vectors and companion encoders are not reused).
+ */
+export function manifestSha256(modelDir: string): string {
+  return createHash('sha256')
+    .update(readFileSync(join(modelDir, MANIFEST_FILE)))
+    .digest('hex');
 }
 
 /**

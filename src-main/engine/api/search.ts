@@ -1,0 +1,247 @@
+import type { Hit, ParsedInput, SearchFilters, SearchPage } from '../../contract/index.ts';
+import { ConceptLexicon } from '../concepts/index.ts';
+import { isStopWord, loadSearchCalibration } from '../describe/index.ts';
+import { SagasuError } from '../errors.ts';
+import {
+  conceptScores,
+  conceptWeight,
+  type FusionWeights,
+  fusedScore,
+  topRows,
+  unknownShare,
+  unseenWords,
+  zNormalize,
+} from '../fusion/index.ts';
+import type { JointModel } from '../joint/index.ts';
+import type { Library } from '../library/index.ts';
+import { indexedImage, indexedVector, type Photo } from './catalogue.ts';
+
+/** Ranked hits are kept per query, so paging and scrolling do not search again. */
+interface RankedQuery {
+  key: string;
+  hits: Hit[];
+  /** More candidates may exist beyond `hits` (the candidate fetch was full). */
+  more: boolean;
+  fetched: number;
+  page: Omit<SearchPage, 'hits' | 'total'>;
+}
+
+const FIRST_FETCH = 1000;
+const KEYWORD_LIMIT = 200;
+/** Without fitted fusion weights: a literal match on a file or tag name lifts a photo above vector matches. */
+const KEYWORD_BONUS = 0.1;
+/** Photos taken into the ranking for their concept score alone (beside the nearest by joint cosine). */
+const CONCEPT_CANDIDATES = 500;
+
+/** How search ranks: the fused score and its cutoff when models/search.json has them, else the cosine's. */
+export interface Ranking {
+  cutoff: number | null;
+  fusion: { weights: FusionWeights; lexicon: ConceptLexicon } | null;
+  /** Why concepts are off (said once per query in the page's note), or null. */
+  off: string | null;
+}
+
+/**
+ * The ranking of a model: with models/search.json's fusion weights for it, the fused score and its cutoff;
+ * else the cosine and its own cutoff, or none.
+ */
+export async function loadRanking(model: JointModel, conceptLexicon?: string): Promise<Ranking> {
+  // With the model's directory, a retrained model of the same name does not inherit an old cutoff.
+  const calibration = await loadSearchCalibration(model.name, { modelDir: model.dir });
+  const ranking: Ranking = { cutoff: calibration?.cutoff ?? null, fusion: null, off: null };
+  if (!calibration?.fusion) return ranking;
+  try {
+    const lexicon = await ConceptLexicon.load(conceptLexicon);
+    return {
+      cutoff: calibration.fusion.cutoff,
+      fusion: { weights: calibration.fusion.weights, lexicon },
+      off: null,
+    };
+  } catch (error) {
+    // A damaged lexicon costs the concepts, not search: the joint score and its own cutoff still rank.
+    if (!(error instanceof SagasuError)) throw error;
+    return { ...ranking, off: `Concepts are off: ${error.message}` };
+  }
+}
+
+/** Photos by sentence and by example; ranked hits are kept per query, so paging does not search again. */
+export class Search {
+  private ranked: RankedQuery | null = null;
+
+  constructor(
+    private readonly library: Library,
+    private readonly model: JointModel,
+    private readonly ranking: Ranking,
+    private readonly embedFile: (path: string) => Promise<Float32Array>,
+  ) {}
+
+  /** The catalog changed (new vectors, photos gone): a repeated query ranks again. */
+  forget(): void {
+    this.ranked = null;
+  }
+
+  async search(args: ParsedInput<'search'>): Promise<SearchPage> {
+    const cutoff = args.cutoff === undefined ? this.ranking.cutoff : args.cutoff;
+    const key = JSON.stringify([args.query.trim(), args.lang, args.filters, cutoff]);
+    let ranked = this.ranked?.key === key ? this.ranked : null;
+    if (!ranked) {
+      ranked = await this.rankQuery(key, args.query, args.lang, args.filters, cutoff, FIRST_FETCH);
+    }
+    while (ranked.more && ranked.hits.length < args.offset + args.k) {
+      ranked = await this.rankQuery(key, args.query, args.lang, args.filters, cutoff, ranked.fetched * 4);
+    }
+    this.ranked = ranked;
+    return {
+      ...ranked.page,
+      hits: ranked.hits.slice(args.offset, args.offset + args.k),
+      total: ranked.hits.length,
+    };
+  }
+
+  private async rankQuery(
+    key: string,
+    query: string,
+    lang: ParsedInput<'search'>['lang'],
+    filters: SearchFilters,
+    cutoff: number | null,
+    fetch: number,
+  ): Promise<RankedQuery> {
+    const analysis = await this.model.analyzeSentence(query, lang);
+    const resolved = analysis.lang;
+    const base = {
+      cutoff,
+      lang: resolved,
+      unknownWords: analysis.unknown,
+      note: null,
+    } as RankedQuery['page'];
+    if (analysis.tokens.length === 0) {
+      const note = query.trim() ? 'The sentence has no words to search for.' : 'Type a sentence to search.';
+      return { key, hits: [], more: false, fetched: 0, page: { ...base, lang: null, note } };
+    }
+    if (analysis.unknown.length === analysis.tokens.length)
+      base.note = `None of the words is known to the model (${analysis.unknown.join(', ')}): results are a guess.`;
+    const vector = await this.model.encodeSentences([query], { lang: resolved });
+    const allowed = this.library.filterIds(filters);
+    const allow = allowed ? (id: number) => allowed.has(id) : undefined;
+    const n = Math.min(fetch, this.library.counts().indexed);
+    const nearest = this.library.nearest(vector, n, allow);
+    const cosines = new Map(nearest.map((h) => [h.imageId, h.score]));
+    // File, folder and tag names are matched on the sentence's content words only: "on the" names nothing.
+    const content = query
+      .split(/\s+/)
+      .filter((w) => !/^[\p{Script=Latin}'’-]+$/u.test(w) || !isStopWord(w.toLocaleLowerCase('en')))
+      .join(' ');
+    const keyword = this.library.keyword(content, KEYWORD_LIMIT).filter((k) => !allow || allow(k.imageId));
+    const literal = new Set(keyword.map((k) => k.imageId));
+    const concept = await this.conceptTerm(query, resolved, allow, unseenWords(analysis));
+    if (this.ranking.off && !base.note) base.note = this.ranking.off;
+    const weights = this.ranking.fusion?.weights;
+    const keywordWeight = weights?.keyword ?? KEYWORD_BONUS;
+    const fused = (id: number, cosine: number) =>
+      weights
+        ? fusedScore(cosine, concept?.z(id) ?? 0, literal.has(id), weights, concept?.unknownShare ?? 0)
+        : cosine + (literal.has(id) ? keywordWeight : 0);
+    const candidates = new Set([...cosines.keys(), ...literal, ...(concept?.top ?? [])]);
+    const lambda = weights ? conceptWeight(weights, concept?.unknownShare ?? 0) : 0;
+    const lastScore = nearest.at(-1)?.score ?? Number.NEGATIVE_INFINITY;
+    const hits: Hit[] = [];
+    for (const imageId of candidates) {
+      let cosine = cosines.get(imageId);
+      if (cosine === undefined) {
+        // Beyond the fetched nearest its cosine is at most the last one's: skip what cannot reach the cutoff
+        // before reading its vector from the catalog.
+        const bound = lastScore + lambda * (concept?.z(imageId) ?? 0);
+        if (!literal.has(imageId) && cutoff !== null && nearest.length === n && bound < cutoff) continue;
+        // Found by name or concept, beyond the nearest: its stored vector still gives the joint score.
+        const image = this.library.image(imageId);
+        if (!image || !this.library.rootOnline(image.rootId)) continue;
+        const stored = this.library.vector(imageId);
+        if (!stored) continue;
+        cosine = dot(stored, vector);
+      }
+      const score = fused(imageId, cosine);
+      const matched = literal.has(imageId);
+      if (!matched && cutoff !== null && score < cutoff) continue;
+      hits.push(this.hit(imageId, score, matched ? (cosines.has(imageId) ? 'both' : 'keyword') : 'vector'));
+    }
+    hits.sort((x, y) => y.score - x.score || x.imageId - y.imageId);
+    // Beyond the fetched nearest, a photo can still pass on its concept score: at most λ · zCap above its cosine.
+    const lift = weights ? lambda * weights.zCap : 0;
+    const more = nearest.length === fetch && (cutoff === null || lastScore + lift >= cutoff);
+    return { key, hits, more, fetched: fetch, page: base };
+  }
+
+  /**
+   * The query's concept z-values for every photo with stored classes (z across the whole library, so a
+   * filter does not change a photo's score), and the best-scoring allowed photos as extra candidates.
+   * Null when concepts are off or the query names none.
+   */
+  private async conceptTerm(
+    query: string,
+    lang: 'en' | 'ja',
+    allow: ((id: number) => boolean) | undefined,
+    unseen: ReadonlySet<string>,
+  ): Promise<{ z: (id: number) => number; top: number[]; unknownShare: number } | null> {
+    const fusion = this.ranking.fusion;
+    if (!fusion) return null;
+    const table = this.library.classes();
+    const rows = table.view();
+    const terms = await fusion.lexicon.query(query, lang);
+    const scores = conceptScores(terms, rows, fusion.weights.floor);
+    if (!scores) return null;
+    const zs = zNormalize(scores, fusion.weights.zCap);
+    const order = topRows(
+      zs,
+      CONCEPT_CANDIDATES,
+      allow ? (row) => allow(rows.ids[row] as number) : undefined,
+    );
+    return {
+      z: (id) => {
+        const row = table.row(id);
+        return row === undefined ? 0 : (zs[row] as number);
+      },
+      top: order.slice(0, CONCEPT_CANDIDATES).map((row) => rows.ids[row] as number),
+      unknownShare: unknownShare(terms, unseen),
+    };
+  }
+
+  private hit(imageId: number, score: number, via: Hit['via']): Hit {
+    const image = indexedImage(this.library, imageId);
+    return {
+      imageId,
+      path: image.path,
+      score,
+      width: image.width,
+      height: image.height,
+      takenAt: image.takenAt,
+      via,
+    };
+  }
+
+  async similar(photo: Photo, args: ParsedInput<'similar'>): Promise<SearchPage> {
+    const self = 'path' in photo ? undefined : photo.imageId;
+    const vector =
+      'path' in photo ? await this.embedFile(photo.path) : indexedVector(this.library, photo.imageId);
+    const allowed = this.library.filterIds(args.filters);
+    const allow = (id: number) => id !== self && (!allowed || allowed.has(id));
+    // Every photo is similar to some degree: the whole (filtered) library, nearest first, page by page.
+    const candidates =
+      (allowed ? allowed.size : this.library.counts().indexed) - (self === undefined ? 0 : 1);
+    const n = Math.min(args.offset + args.k, Math.max(candidates, 0));
+    const hits = this.library.nearest(vector, n, allow).map((h) => this.hit(h.imageId, h.score, 'vector'));
+    return {
+      hits: hits.slice(args.offset),
+      total: Math.max(candidates, hits.length),
+      cutoff: null,
+      lang: null,
+      unknownWords: [],
+      note: null,
+    };
+  }
+}
+
+function dot(a: Float32Array, b: Float32Array): number {
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += (a[i] as number) * (b[i] as number);
+  return s;
+}
