@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ModelError } from '../src-main/engine/errors.ts';
-import { TEXT_ENCODER_FILE } from '../src-main/engine/joint/index.ts';
+import { TEXT_ENCODER_FILE } from '../src-main/engine/modelfiles/index.ts';
 import { projectRoot } from '../src-main/engine/paths.ts';
 import { SentenceEncoder } from '../src-main/engine/text/index.ts';
 import { errorOf, type Fixtures, maxAbsDiff, TOLERANCE } from './helpers/joint-parity.ts';

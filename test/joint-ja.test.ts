@@ -14,9 +14,8 @@ import {
   jointModelsDir,
   listJointModels,
   listTextEncoders,
-  MANIFEST_FILE,
-  TEXT_ENCODER_FILE,
 } from '../src-main/engine/joint/index.ts';
+import { MANIFEST_FILE, TEXT_ENCODER_FILE } from '../src-main/engine/modelfiles/index.ts';
 import { JA_TOKENIZER_VERSION, MAX_SENTENCE_TOKENS, SentenceEncoder } from '../src-main/engine/text/index.ts';
 import { errorOf, type Fixtures, ids, maxAbsDiff, row, TOLERANCE } from './helpers/joint-parity.ts';
 

@@ -15,17 +15,15 @@ import { basename, join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DataType, OnnxGraphBuilder } from '../src-main/engine/cnn/onnx-writer.ts';
 import { ArgumentError, ModelError } from '../src-main/engine/errors.ts';
+import { ImageProjection, type LayerColumns, listJointModels } from '../src-main/engine/joint/index.ts';
 import {
   FIXTURES_FILE,
   IMAGE_PROJECTION_FILE,
-  ImageProjection,
   type JointManifest,
-  type LayerColumns,
-  listJointModels,
   MANIFEST_FILE,
   TEXT_ENCODER_FILE,
   VOCAB_FILE,
-} from '../src-main/engine/joint/index.ts';
+} from '../src-main/engine/modelfiles/index.ts';
 import { SentenceEncoder } from '../src-main/engine/text/encoder.ts';
 import { TOKENIZER_VERSION } from '../src-main/engine/text/index.ts';
 import {

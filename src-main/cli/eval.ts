@@ -18,7 +18,8 @@ import {
   textTable,
 } from '../engine/eval/index.ts';
 import type { RetrievalMetrics } from '../engine/eval/protocol.ts';
-import { JointModel, jointModelsDir, listJointModels, VOCAB_FILE } from '../engine/joint/index.ts';
+import { JointModel, jointModelsDir, listJointModels } from '../engine/joint/index.ts';
+import { VOCAB_FILE } from '../engine/modelfiles/index.ts';
 import { projectRoot } from '../engine/paths.ts';
 import { runCommand } from './run.ts';
 

@@ -11,17 +11,15 @@ import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_CNN_MODE, verifiedCnn } from '../../src-main/engine/cnn/index.ts';
 import { ModelError } from '../../src-main/engine/errors.ts';
+import { ImageProjection, JointModel, type LayerColumns } from '../../src-main/engine/joint/index.ts';
 import {
   FIXTURES_FILE,
   IMAGE_PROJECTION_FILE,
-  ImageProjection,
   type JointManifest,
-  JointModel,
-  type LayerColumns,
   MANIFEST_FILE,
   TEXT_ENCODER_FILE,
   VOCAB_FILE,
-} from '../../src-main/engine/joint/index.ts';
+} from '../../src-main/engine/modelfiles/index.ts';
 import { SentenceEncoder } from '../../src-main/engine/text/encoder.ts';
 import { cnnBuilt } from './shared.ts';
 

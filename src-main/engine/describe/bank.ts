@@ -2,7 +2,8 @@ import { createHash } from 'node:crypto';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { SagasuError } from '../errors.ts';
-import { type JointModel, manifestSha256 } from '../joint/index.ts';
+import type { JointModel } from '../joint/index.ts';
+import { manifestSha256 } from '../modelfiles/index.ts';
 import { cacheDir as defaultCacheDir, modelsDir } from '../paths.ts';
 import { captionKey, cleanCaption, words } from './words.ts';
 

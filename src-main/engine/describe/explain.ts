@@ -2,17 +2,16 @@ import { join } from 'node:path';
 import type { Explanation, LayerContribution } from '../../contract/index.ts';
 import { DEFAULT_CNN_MODE, verifiedCnn } from '../cnn/index.ts';
 import { ArgumentError, ModelError } from '../errors.ts';
+import { columnSpans, type ImageInput, type LayerColumns } from '../joint/index.ts';
 import {
-  columnSpans,
   IMAGE_PROJECTION_FILE,
-  type ImageInput,
   type JointManifest,
-  type LayerColumns,
   MANIFEST_FILE,
+  type ProjectionWeights,
   readJointManifest,
+  readProjectionWeights,
   readVerified,
-} from '../joint/index.ts';
-import { type ProjectionWeights, readProjectionWeights } from '../modelfiles/index.ts';
+} from '../modelfiles/index.ts';
 
 /** The one-layer baseline reads this layer (the CNN manifest's `oneLayer`). */
 const ONE_LAYER = 'MobilenetV2/Conv_1/Relu6';

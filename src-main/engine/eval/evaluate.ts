@@ -1,5 +1,6 @@
 import { ArgumentError } from '../errors.ts';
-import type { FeatureKind, ImageInput, JointModel } from '../joint/index.ts';
+import type { ImageInput, JointModel } from '../joint/index.ts';
+import type { FeatureKind } from '../modelfiles/index.ts';
 import { evaluateRetrieval, type RetrievalMetrics, type RetrievalRanks } from './protocol.ts';
 import { evaluateSearch, type SearchSetup } from './search.ts';
 

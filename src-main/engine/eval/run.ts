@@ -2,15 +2,8 @@ import { readdir } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { LayerExplainer } from '../describe/index.ts';
 import { ArgumentError, SagasuError } from '../errors.ts';
-import {
-  type FeatureKind,
-  type ImageInput,
-  JointModel,
-  jointModelsDir,
-  listJointModels,
-  MANIFEST_FILE,
-  readJointManifest,
-} from '../joint/index.ts';
+import { type ImageInput, JointModel, jointModelsDir, listJointModels } from '../joint/index.ts';
+import { type FeatureKind, MANIFEST_FILE, readJointManifest } from '../modelfiles/index.ts';
 import { UNK_ID } from '../text/index.ts';
 import {
   type CaptionLang,
