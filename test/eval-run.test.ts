@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -98,6 +98,37 @@ describe.skipIf(!cnnBuilt)(`sagasu eval on a set the test makes${skipNote({ cnn:
     await expect(
       runEval(sets.csv, { cacheRoot, model: join(jointModelsDir, 'fne'), embedding: 'one-layer' }),
     ).rejects.toThrow(/holds no one-layer model/);
+  });
+
+  it('refuses models of two CNNs in one run by name, before any photo is read', async () => {
+    // The shipped one-layer model, marked as trained on ResNet-50 features: its manifest is not a listed file.
+    const dir = await mkdtemp(join(tmpdir(), 'sagasu-eval-backbones-'));
+    for (const name of ['fne', 'one-layer']) {
+      await mkdir(join(dir, name));
+      for (const file of [
+        'manifest.json',
+        'text_encoder.onnx',
+        'image_projection.onnx',
+        'vocab.txt',
+        'fixtures.json',
+      ])
+        await symlink(join(jointModelsDir, name, file), join(dir, name, file)).catch(() => {});
+    }
+    const manifestFile = join(dir, 'one-layer', 'manifest.json');
+    const manifest = JSON.parse(await readFile(manifestFile, 'utf8'));
+    await rm(manifestFile);
+    await writeFile(
+      manifestFile,
+      JSON.stringify({ ...manifest, data: { ...manifest.data, backbone: 'resnet50' } }),
+    );
+    const never = join(cacheRoot, 'never-backbones');
+    const error = await runEval(sets.csv, { cacheRoot: never, model: dir }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(SagasuError);
+    expect((error as SagasuError).subject).toBe('--model');
+    expect((error as SagasuError).message).toContain('the models project different CNNs');
+    expect((error as SagasuError).message).toContain(`${join(dir, 'one-layer')}: resnet50`);
+    expect((error as SagasuError).message).toContain(`${join(dir, 'fne')}: mobilenet_v2`);
+    expect(existsSync(never)).toBe(false);
   });
 
   it('--lang ja: the Japanese encoder of the FNE model when one is installed, else a clear refusal before any photo is read', async () => {

@@ -3,7 +3,7 @@ import { basename } from 'node:path';
 import { LayerExplainer } from '../describe/index.ts';
 import { ArgumentError, SagasuError } from '../errors.ts';
 import { type ImageInput, JointModel, jointModelsDir, listJointModels } from '../joint/index.ts';
-import { type FeatureKind, MANIFEST_FILE, readJointManifest } from '../modelfiles/index.ts';
+import { type FeatureKind, jointBackbone, MANIFEST_FILE, readJointManifest } from '../modelfiles/index.ts';
 import { UNK_ID } from '../text/index.ts';
 import {
   type CaptionLang,
@@ -245,7 +245,13 @@ export async function runEval(datasetPath: string, options: RunEvalOptions = {})
   if (refused.length > 0) notes.push(`not evaluated in ${lang}: ${refused.join('; ')}`);
   try {
     const t1 = performance.now();
-    const features = await imageFeatures(dataset.images, options);
+    const backbones = [...new Set(opened.map((model) => jointBackbone(model.manifest)))];
+    if (backbones.length > 1)
+      throw new ArgumentError(
+        '--model',
+        `the models project different CNNs (${opened.map((m) => `${m.dir}: ${jointBackbone(m.manifest)}`).join(', ')}); evaluate each on its own`,
+      );
+    const features = await imageFeatures(dataset.images, { ...options, backbone: backbones[0] });
 
     // The common ground: captions every model can read, images with features and a caption left.
     const skippedCaptions: SkippedCaption[] = [];

@@ -1,10 +1,10 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { join } from 'node:path';
-import { DEFAULT_CNN_MODE, verifiedCnn } from '../cnn/index.ts';
+import { type CnnBackbone, DEFAULT_CNN_MODE, verifiedCnn } from '../cnn/index.ts';
 import { type CachedFeatures, FeatureCache, featureCacheDir, ProbsCache } from '../datasets/prepare.ts';
 import { SagasuError } from '../errors.ts';
-import { DEFAULT_THRESHOLDS, FneExtractor, type FneStats, loadStats, statsMetaPath } from '../fne/index.ts';
+import { DEFAULT_THRESHOLDS, FneExtractor, type FneStats, loadStats, statsPaths } from '../fne/index.ts';
 import { decodeForCnn } from '../image/index.ts';
 import { cacheDir } from '../paths.ts';
 
@@ -34,6 +34,8 @@ export interface ImageFeatureSet {
 }
 
 export interface FeatureOptions {
+  /** The CNN the models project (default mobilenet_v2); each keeps its own cache folder. */
+  backbone?: CnnBackbone;
   /** Parent of the per-model cache folders (default .cache/eval-vectors). */
   cacheRoot?: string;
   batchSize?: number;
@@ -69,13 +71,19 @@ async function sha256File(file: string): Promise<string> {
  */
 export async function imageFeatures(files: readonly string[], options: FeatureOptions = {}) {
   const log = options.log ?? (() => {});
-  const manifest = await verifiedCnn(DEFAULT_CNN_MODE);
-  const stats: FneStats = await loadStats();
+  const backbone = options.backbone ?? 'mobilenet_v2';
+  const manifest = await verifiedCnn(
+    backbone === 'mobilenet_v2' ? DEFAULT_CNN_MODE : 'float',
+    undefined,
+    backbone,
+  );
+  const paths = statsPaths(backbone);
+  const stats: FneStats = await loadStats(paths.bin, paths.meta);
   if (stats.meta.cnnSha256 !== manifest.onnx.sha256)
     throw new SagasuError(
       'stats-mismatch',
-      statsMetaPath,
-      `the statistics were computed with the CNN ${stats.meta.cnnSha256}, not the built ${manifest.onnx.sha256}; run \`npm run stats:compute\``,
+      paths.meta,
+      `the statistics were computed with the CNN ${stats.meta.cnnSha256}, not the built ${manifest.onnx.sha256}; run \`npm run stats:compute${backbone === 'mobilenet_v2' ? '' : ` -- --backbone ${backbone}`}\``,
     );
   const cache = new FeatureCache(
     featureCacheDir(manifest.onnx.sha256, stats.meta.sha256, options.cacheRoot ?? defaultVectorCacheRoot),
@@ -118,6 +126,7 @@ export async function imageFeatures(files: readonly string[], options: FeatureOp
   let computed = 0;
   if (missing.size > 0) {
     const extractor = await FneExtractor.open({
+      backbone,
       stats,
       ...(options.threads ? { threads: options.threads } : {}),
       log,

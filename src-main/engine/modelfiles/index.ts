@@ -7,6 +7,7 @@ export {
   FIXTURES_FILE,
   IMAGE_PROJECTION_FILE,
   type JointManifest,
+  jointBackbone,
   MANIFEST_FILE,
   manifestSha256,
   readJointManifest,

@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
+import { CNN_BACKBONES, type CnnBackbone } from '../cnn/index.ts';
 import { ModelError } from '../errors.ts';
 
 /** The image features a joint model was trained on (training/data.py FEATURE_KINDS). */
@@ -49,6 +50,10 @@ const schema = z.looseObject({
     .object({ name: z.string().min(1), manifestSha256: z.string().regex(/^[0-9a-f]{64}$/) })
     .optional(),
   best: z.looseObject({ epoch: z.number().optional(), val: z.unknown() }).optional(),
+  /** What it was trained on; `backbone` is absent in models exported before a second CNN existed. */
+  data: z
+    .looseObject({ backbone: z.enum(CNN_BACKBONES as [CnnBackbone, ...CnnBackbone[]]).optional() })
+    .optional(),
 });
 
 export type JointManifest = z.infer<typeof schema>;
@@ -87,6 +92,11 @@ export async function readJointManifest(modelDir: string): Promise<JointManifest
       `features "${manifest.features}" are ternary columns of named layers, but "layers" is empty`,
     );
   return manifest;
+}
+
+/** The CNN whose features a joint model projects: models exported before ResNet-50 existed are MobileNetV2's. */
+export function jointBackbone(manifest: JointManifest): CnnBackbone {
+  return manifest.data?.backbone ?? 'mobilenet_v2';
 }
 
 /**
