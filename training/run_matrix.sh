@@ -2,20 +2,22 @@
 # The run matrix behind docs/RESULTS.md: two streams of one thread each (on 2 cores this beats one stream
 # of two threads). Every run resumes from its last checkpoint and a finished run is skipped, so rerunning
 # this after an interruption continues where it stopped.
-#   training/run_matrix.sh [a|b|all] [runs dir]
+#   training/run_matrix.sh [a|b|all|r50-fne|r50-one-layer] [runs dir]
 # Within a pair (FNE vs one-layer) everything but --features is identical: the paper's comparison.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 stream=${1:-all}
 runs=${2:-.cache/runs}
 data=.cache/data/flickr8k
+# ResNet-50's features (npm run data:prepare -- --backbone resnet50): the same photos, captions and splits.
+data_r50=.cache/data/flickr8k-resnet50
 py=training/.venv/bin/python
 mkdir -p "$runs"
 
 run() { # name features loss epochs [more train.py arguments]
   local name=$1 features=$2 loss=$3 epochs=$4
   shift 4
-  "$py" -m training.train --data "$data" --features "$features" --loss "$loss" --dim 512 --epochs "$epochs" \
+  "$py" -m training.train --data "${DATA:-$data}" --features "$features" --loss "$loss" --dim 512 --epochs "$epochs" \
     --threads 1 --seed 0 --out "$runs/$name" "$@" >>"$runs/$name.out" 2>&1
 }
 
@@ -23,6 +25,15 @@ stream_a() {
   run fne-sh fne sh 20
   run fne-sh-drop fne sh 20 --feature-dropout 0.5
   run fne-mh fne mh 12
+}
+# The backbone A/B: the shipped recipe (sh-drop) on ResNet-50, then a stronger dropout for its wider FNE.
+stream_r50_fne() {
+  DATA=$data_r50 run r50-fne-sh-drop fne sh 20 --feature-dropout 0.5
+  DATA=$data_r50 run r50-fne-sh-drop7 fne sh 20 --feature-dropout 0.7
+}
+stream_r50_one_layer() {
+  DATA=$data_r50 run r50-one-layer-sh-drop one-layer sh 20 --feature-dropout 0.5
+  DATA=$data_r50 run r50-one-layer-sh-drop7 one-layer sh 20 --feature-dropout 0.7
 }
 stream_b() {
   run one-layer-sh one-layer sh 20
@@ -35,10 +46,12 @@ stream_b() {
 case "$stream" in
   a) stream_a ;;
   b) stream_b ;;
+  r50-fne) stream_r50_fne ;;
+  r50-one-layer) stream_r50_one_layer ;;
   all)
     stream_a &
     stream_b &
     wait
     ;;
-  *) echo "usage: training/run_matrix.sh [a|b|all] [runs dir]" >&2; exit 2 ;;
+  *) echo "usage: training/run_matrix.sh [a|b|all|r50-fne|r50-one-layer] [runs dir]" >&2; exit 2 ;;
 esac
