@@ -3,7 +3,7 @@
  * Flickr8k 1k test split with `npm run eval`, and writes docs/RESULTS.md. With --ship, also exports the
  * best FNE run (by VALIDATION rsum) and the one-layer run of the same loss into models/joint/ in float16,
  * and measures what float16 costs in rsum. --ship-weights int8 ships the FNE projection int8 instead (export.py
- * --weights int8; the one-layer model stays float16, as export.py quantizes only ternary inputs).
+ * --weights int8; the one-layer model, 1,280 inputs, stays float16).
  */
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';

@@ -6,8 +6,7 @@
 For each precision: the export (training/export.py, its own parity check included), the rsum of its ONNX
 files on --split (default val: test figures are not for choosing a precision), the size of
 image_projection.onnx, and against the fp32 export: the largest |difference| of an image-caption cosine and
-of an image-image cosine, and the smallest cosine between an image's fp32 and quantized embedding. int8 is
-left out for one-layer (float) features, which export.py does not quantize.
+of an image-image cosine, and the smallest cosine between an image's fp32 and quantized embedding.
 --out keeps the exports (default: a temporary folder, removed).
 """
 
@@ -28,7 +27,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from training import export as export_mod  # noqa: E402
-from training.data import TERNARY_KINDS, DataError, Flickr8kData, as_float, iterate_in_length_order, load_split  # noqa: E402
+from training.data import DataError, Flickr8kData, as_float, iterate_in_length_order, load_split  # noqa: E402
 from training.train import load_checkpoint, rank_metrics  # noqa: E402
 
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -83,9 +82,7 @@ def main(argv=None) -> int:
     work = args.out or tempfile.mkdtemp(prefix="sagasu-quantize-")
     try:
         report, reference = [], None
-        # export.py refuses int8 for float features (see there); those models ship fp16.
-        precisions = PRECISIONS if ckpt["config"]["features"] in TERNARY_KINDS else PRECISIONS[:2]
-        for weights in precisions:
+        for weights in PRECISIONS:
             out = os.path.join(work, weights)
             log = io.StringIO()
             with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
