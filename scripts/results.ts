@@ -2,7 +2,8 @@
  * npm run results — exports every finished training run (.cache/runs/<run>/best.pt), evaluates it on the
  * Flickr8k 1k test split with `npm run eval`, and writes docs/RESULTS.md. With --ship, also exports the
  * best FNE run (by VALIDATION rsum) and the one-layer run of the same loss into models/joint/ in float16,
- * and measures what float16 costs in rsum.
+ * and measures what float16 costs in rsum. --ship-weights int8 ships the FNE projection int8 instead (export.py
+ * --weights int8; the one-layer model, 1,280 inputs, stays float16).
  */
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -22,6 +23,14 @@ const ship = process.argv.includes('--ship');
 /** Prepared data for scoring the shipped models: by default the data the runs were trained on. */
 const dataArg = process.argv.indexOf('--ship-data');
 const shipData = dataArg > 0 ? process.argv[dataArg + 1] : undefined;
+type Weights = 'fp32' | 'fp16' | 'int8';
+const weightsArg = process.argv.indexOf('--ship-weights');
+const shipWeights = (weightsArg > 0 ? process.argv[weightsArg + 1] : 'fp16') as Weights;
+if (shipWeights !== 'fp16' && shipWeights !== 'int8') {
+  console.error(`results: --ship-weights must be fp16 or int8, got ${shipWeights ?? 'nothing'}`);
+  process.exit(2);
+}
+const weightsName: Record<Weights, string> = { fp32: 'float32', fp16: 'float16', int8: 'int8 projection' };
 
 interface Direction {
   r1: number;
@@ -47,10 +56,15 @@ interface RunInfo {
   test: Report;
 }
 
-async function exportRun(runDir: string, out: string, weights: 'fp32' | 'fp16', name: string): Promise<void> {
+async function exportRun(runDir: string, out: string, weights: Weights, name: string): Promise<void> {
   const best = join(runDir, 'best.pt');
   const manifest = join(out, 'manifest.json');
-  if (existsSync(manifest) && (await stat(manifest)).mtimeMs > (await stat(best)).mtimeMs) return;
+  if (
+    existsSync(manifest) &&
+    (await stat(manifest)).mtimeMs > (await stat(best)).mtimeMs &&
+    JSON.parse(await readFile(manifest, 'utf8')).weights === weights
+  )
+    return;
   await rm(out, { recursive: true, force: true });
   await run(
     py,
@@ -130,20 +144,21 @@ if (ship) {
   ] as const) {
     if (!source) continue;
     const out = join(projectRoot, 'models', 'joint', target);
-    await exportRun(join(runsDir, source.name), out, 'fp16', target);
+    const weights = target === 'fne' ? shipWeights : 'fp16';
+    await exportRun(join(runsDir, source.name), out, weights, target);
     const [r] = await evaluate([out], shipData);
     if (!r) continue;
     const files = await readdir(out);
     let bytes = 0;
     for (const f of files) bytes += (await stat(join(out, f))).size;
     lines.push(
-      `| models/joint/${target} | ${source.name} | float16 | ${f1(r.rsum)} | ${f1(source.test.rsum)} | ${(r.rsum - source.test.rsum).toFixed(2)} | ${(bytes / 2 ** 20).toFixed(1)} MiB |`,
+      `| models/joint/${target} | ${source.name} | ${weightsName[weights]} | ${f1(r.rsum)} | ${f1(source.test.rsum)} | ${(r.rsum - source.test.rsum).toFixed(2)} | ${(bytes / 2 ** 20).toFixed(1)} MiB |`,
     );
   }
   const scoredOn = shipData
     ? `test features prepared by this checkout's engine (\`npm run data:prepare -- --out ${shipData}\`)`
     : 'the same prepared data as the runs';
-  shipped = `## What ships\n\nThe FNE run with the best validation rsum and the one-layer run of the same loss, exported with float16 weights (\`npm run results -- --ship${shipData ? ` --ship-data ${shipData}` : ''}\`), scored on ${scoredOn}; the float32 export's test rsum from the table above beside them.\n\n${lines.join('\n')}\n`;
+  shipped = `## What ships\n\nThe FNE run with the best validation rsum and the one-layer run of the same loss, exported with ${shipWeights === 'int8' ? 'an int8 FNE projection (one scale per output column; text encoders and the one-layer model float16)' : 'float16 weights'} (\`npm run results -- --ship${shipWeights === 'int8' ? ' --ship-weights int8' : ''}${shipData ? ` --ship-data ${shipData}` : ''}\`), scored on ${scoredOn}; the float32 export's test rsum from the table above beside them.\n\n${lines.join('\n')}\n`;
   await writeTopManifest();
 }
 

@@ -1,6 +1,6 @@
 """Export a trained joint space (best.pt) to ONNX for the app (onnxruntime-node).
 
-    training/.venv/bin/python -m training.export --run runs/fne-sh --out models/joint/fne-sh [--weights fp16]
+    training/.venv/bin/python -m training.export --run runs/fne-sh --out models/joint/fne-sh [--weights fp16|int8]
 
 Writes into --out:
 - `text_encoder.onnx`      tokens int64 [batch, length] (0-padded), lengths int64 [batch]
@@ -15,7 +15,14 @@ Gather -> GRU over the padded batch -> the state at length-1 (GatherND) -> x / m
 projection is a single MatMul with no bias; its weight is the initializer `projection_weight`
 [feature_dim, D], so W[layer columns] gives each layer's share of a score. With --weights fp16 every weight
 is stored as float16 and Cast to float32 inside the graph (inputs and outputs stay float32), and the
-fixtures come from the same fp16-rounded weights. Each export is run in onnxruntime against the fixtures.
+fixtures come from the same fp16-rounded weights. With --weights int8 the projection weight is stored int8,
+symmetric, one float32 scale per output column (`projection_weight_int8`, `projection_weight_scale`, zero
+point 0), and Cast -> Mul by the scales gives `projection_weight` back (onnxruntime folds it into one float32
+W at load); the text encoder is float16 as with --weights fp16; the fixtures come from the dequantized
+weights. Not DequantizeLinear -> MatMul: onnxruntime's CPU provider (1.30) fuses that into MatMulNBits at
+accuracy level 4, which quantizes the input too, per block of 32: 2e-3 off for float features, and 1.7e-5
+even on ternary FNE rows of real photos, over the 1e-5 the app's parity tests hold every export to. Each export is run in onnxruntime against
+the fixtures.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ import numpy as np
 import onnx
 import torch
 from onnx import TensorProto, helper, numpy_helper
+from torch.nn.utils import parametrize
 
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -70,7 +78,7 @@ def parse_args(argv=None):
     src.add_argument("--run", help="run folder of training.train (uses <run>/best.pt)")
     src.add_argument("--checkpoint", help="a best.pt or last.pt file")
     p.add_argument("--out", required=True, help="folder for the ONNX files, vocab, manifest and fixtures")
-    p.add_argument("--weights", choices=("fp32", "fp16"), default="fp32", help="stored weight precision")
+    p.add_argument("--weights", choices=("fp32", "fp16", "int8"), default="fp32", help="stored weight precision")
     p.add_argument("--data", help="the prepared dataset (default: the one the run was trained on)")
     p.add_argument("--name", help="model name for the manifest (default: <features>-<loss>-d<dim>)")
     return p.parse_args(argv)
@@ -157,11 +165,37 @@ def text_graph(model: JointSpace, weights: str) -> onnx.ModelProto:
     return _model(graph, "Sagasu sentence encoder: word embeddings -> GRU -> state at the last token -> L2 norm")
 
 
-def image_graph(model: JointSpace, weights: str) -> onnx.ModelProto:
+def quantize_columns(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """W [F, D] -> int8 q [F, D] and float32 scale [D] with W ~ q * scale, symmetric, one scale per output
+    column: a column's error then scales with that column's own range, not the largest in W."""
+    peak = np.abs(w).max(axis=0).astype(np.float32)
+    scale = np.where(peak > 0, peak / np.float32(127), np.float32(1)).astype(np.float32)  # an all-zero column stays 0
+    q = np.clip(np.rint(w / scale), -127, 127).astype(np.int8)
+    return q, scale
+
+
+def dequantize_columns(q: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """What the graph computes from them (Cast, Mul): q * scale in float32."""
+    return q.astype(np.float32) * scale.astype(np.float32)
+
+
+def image_graph(model: JointSpace, weights: str, quantized: tuple[np.ndarray, np.ndarray] | None = None) -> onnx.ModelProto:
+    """quantized: the int8 weight and its scales (--weights int8), which the model's weight is the dequantization of."""
     linear = model.image.linear
     dim, feature_dim = linear.out_features, linear.in_features
     nodes, inits = [], []
-    _initializer("projection_weight", linear.weight.detach().numpy().T, weights, nodes, inits)  # [F, D]
+    if weights == "int8":
+        q, scale = quantized
+        inits += [numpy_helper.from_array(q, "projection_weight_int8"),
+                  numpy_helper.from_array(scale, "projection_weight_scale")]
+        nodes += [  # DequantizeLinear would be fused into a kernel that quantizes the features too (see above)
+            helper.make_node("Cast", ["projection_weight_int8"], ["projection_weight_q"], to=TensorProto.FLOAT,
+                             name="cast_projection_weight"),
+            helper.make_node("Mul", ["projection_weight_q", "projection_weight_scale"], ["projection_weight"],
+                             name="scale_projection_weight"),  # [F, D] * [D]: one scale per output column
+        ]
+    else:
+        _initializer("projection_weight", linear.weight.detach().numpy().T, weights, nodes, inits)  # [F, D]
     nodes.append(helper.make_node("MatMul", ["features", "projection_weight"], ["projected"], name="project"))
     _normalize("projected", "embedding", nodes, inits)
     graph = helper.make_graph(
@@ -306,13 +340,27 @@ def main(argv=None) -> int:
     model = build(cfg["vocab_size"], cfg["feature_dim"], cfg["dim"], cfg["word_dim"], rank=cfg.get("rank", 0))
     model.load_state_dict(ckpt["model"])
     model.eval()
-    if args.weights == "fp16":  # the fixtures must come from the weights that are shipped
-        with torch.no_grad():
-            for p in model.parameters():
+    # A low-rank projection becomes the one [D, F] matrix that is exported, so rounding below acts on the
+    # weight the graph holds, not on its factors.
+    if parametrize.is_parametrized(model.image.linear, "weight"):
+        parametrize.remove_parametrizations(model.image.linear, "weight", leave_parametrized=True)
+    # The text encoder of an int8 export stays float16: it is 4 MB next to a 20+ MB projection, and a
+    # GRU's rounding error feeds back into every later time step instead of staying in one product.
+    text_weights = "fp16" if args.weights == "int8" else args.weights
+    quantized = None
+    with torch.no_grad():  # the fixtures must come from the weights that are shipped
+        if text_weights == "fp16":
+            for p in model.text.parameters():
                 p.copy_(p.half().float())
+        linear = model.image.linear
+        if args.weights == "fp16":
+            linear.weight.copy_(linear.weight.half().float())
+        elif args.weights == "int8":
+            quantized = quantize_columns(linear.weight.detach().numpy().T)
+            linear.weight.copy_(torch.from_numpy(dequantize_columns(*quantized).T))
 
     os.makedirs(args.out, exist_ok=True)
-    text_model, image_model = text_graph(model, args.weights), image_graph(model, args.weights)
+    text_model, image_model = text_graph(model, text_weights), image_graph(model, args.weights, quantized)
     for m, name in ((text_model, TEXT_FILE), (image_model, IMAGE_FILE)):
         onnx.checker.check_model(m, full_check=True)
         onnx.save(m, os.path.join(args.out, name))
@@ -340,8 +388,12 @@ def main(argv=None) -> int:
         "vocabSize": cfg["vocab_size"],
         "tokenizerVersion": data.tokenizer_version(),
         "weights": args.weights,
-        "projectionWeight": {"file": IMAGE_FILE, "initializer": "projection_weight" + ("_fp16" if args.weights == "fp16" else ""),
+        "textWeights": text_weights,
+        "projectionWeight": {"file": IMAGE_FILE, "initializer": "projection_weight" + {"fp32": "", "fp16": "_fp16", "int8": "_int8"}[args.weights],
                              "shape": [cfg["feature_dim"], cfg["dim"]],
+                             **({"scale": {"initializer": "projection_weight_scale", "axis": 1, "zeroPoint": 0,
+                                           "note": "W = int8 * scale[column], symmetric per output column"}}
+                                if args.weights == "int8" else {}),
                              "note": "embedding = normalize(features @ W); W rows follow layerColumns, so "
                                      "features[cols] @ W[cols] is a layer's share of the unnormalized vector"},
         "files": {n: sha256_bytes(os.path.join(args.out, n)) for n in (TEXT_FILE, IMAGE_FILE, "vocab.txt", "fixtures.json")},

@@ -6,7 +6,8 @@ Checks: the evaluation protocol (ties against the ground truth) and the loss on 
 batching (deterministic, every caption once, length-grouped); the feature kinds; padding invariance of the
 sentence encoder; a short training whose loss falls and whose validation rsum rises; that a run killed in
 the middle resumes from last.pt and ends bit-identical to an uninterrupted one; that resuming with other
-arguments is refused; export (fp32 and fp16) passing onnx.checker and the onnxruntime parity check.
+arguments is refused; export (fp32, fp16 and int8) passing onnx.checker and the onnxruntime parity check;
+training.quantize_check scoring the three precisions.
 Plain asserts, no test framework. Exit code 0 = all passed.
 """
 
@@ -200,7 +201,7 @@ def test_training(root: str, work: str) -> str:
 
 
 def test_export(run: str, work: str) -> None:
-    for weights in ("fp32", "fp16"):
+    for weights in ("fp32", "fp16", "int8"):
         out = os.path.join(work, f"export-{weights}")
         code, log = run_quiet(export_mod.main, ["--run", run, "--out", out, "--weights", weights])
         check(f"export {weights}: runs (onnxruntime parity inside)", code == 0, log.strip().splitlines()[-1] if log.strip() else "")
@@ -212,10 +213,12 @@ def test_export(run: str, work: str) -> None:
             want_in = ([("tokens", 7), ("lengths", 7)] if name.startswith("text") else [("features", 1)])
             check(f"export {weights}: {name} passes onnx.checker, opset 17, float32 i/o",
                   model.opset_import[0].version == 17 and ins == want_in and outs == [("embedding", 1)])
-            if weights == "fp16":
+            if weights == "fp16" or (weights == "int8" and name.startswith("text")):
                 kinds = {numpy_type(t.data_type) for t in model.graph.initializer
                          if t.data_type in (1, 10) and t.name != "norm_eps"}
-                check(f"export fp16: {name} stores float weights as float16", kinds == {"float16"})
+                check(f"export {weights}: {name} stores float weights as float16", kinds == {"float16"})
+            if weights == "int8" and name.startswith("image"):
+                check_int8_projection(model, os.path.join(work, "export-fp32", name))
         manifest = json.load(open(os.path.join(out, "manifest.json")))
         for name, info in manifest["files"].items():
             from training.data import sha256_file
@@ -225,10 +228,60 @@ def test_export(run: str, work: str) -> None:
         check(f"export {weights}: fixtures hold 4 sentences of different lengths", len(set(lengths)) == 4, str(lengths))
         check(f"export {weights}: fixtures hold 3 feature rows", len(fixtures["image"]["features"]) == 3)
         check(f"export {weights}: manifest lists the 52 layers", len(manifest["layers"]) == 52 and manifest["weights"] == weights)
+        image = onnx.load(os.path.join(out, "image_projection.onnx"))
+        named = {t.name: t for t in image.graph.initializer}.get(manifest["projectionWeight"]["initializer"])
+        check(f"export {weights}: the manifest names the projection weight initializer, {manifest['projectionWeight']['shape']}",
+              named is not None and list(named.dims) == manifest["projectionWeight"]["shape"])
+    check("export int8: the text encoder is the fp16 one, the manifest says so",
+          json.load(open(os.path.join(work, "export-int8", "manifest.json")))["textWeights"] == "fp16"
+          and open(os.path.join(work, "export-int8", "text_encoder.onnx"), "rb").read()
+          == open(os.path.join(work, "export-fp16", "text_encoder.onnx"), "rb").read())
+    code, log = run_quiet(export_mod.main, ["--run", os.path.join(work, "run-one-layer-mh"), "--out",
+                                            os.path.join(work, "export-one-layer-int8"), "--weights", "int8"])
+    check("export int8: float (one-layer) features pass the parity check too", code == 0, log.strip().splitlines()[-1])
     a = open(os.path.join(work, "export-fp32", "text_encoder.onnx"), "rb").read()
     code, _ = run_quiet(export_mod.main, ["--run", run, "--out", os.path.join(work, "export-again")])
     b = open(os.path.join(work, "export-again", "text_encoder.onnx"), "rb").read()
     check("export: deterministic (same bytes twice)", code == 0 and a == b)
+
+
+def check_int8_projection(model: onnx.ModelProto, fp32_file: str) -> None:
+    from onnx import numpy_helper
+
+    inits = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    q, scale = inits.get("projection_weight_int8"), inits.get("projection_weight_scale")
+    check("export int8: W stored int8 [F, D] with one float32 scale per output column",
+          q is not None and q.dtype == np.int8 and scale is not None and scale.dtype == np.float32
+          and scale.shape == (q.shape[1],) and set(inits) == {"projection_weight_int8", "projection_weight_scale", "norm_eps"})
+    ops = [(n.op_type, list(n.input)) for n in model.graph.node][:3]
+    check("export int8: W = Cast(q) * scale, then the MatMul (no zero point: symmetric)",
+          ops == [("Cast", ["projection_weight_int8"]), ("Mul", ["projection_weight_q", "projection_weight_scale"]),
+                  ("MatMul", ["features", "projection_weight"])])
+    w = numpy_helper.to_array(next(t for t in onnx.load(fp32_file).graph.initializer if t.name == "projection_weight"))
+    err = np.abs(q.astype(np.float32) * scale - w).max(axis=0)
+    check("export int8: each column uses the full range (max |q| = 127) and is within half a step of fp32",
+          (np.abs(q).max(axis=0) == 127).all() and (err <= scale * 0.5001).all(),
+          f"worst error {float((err / scale).max()):.3f} steps")
+    size, fp32_size = model.ByteSize(), os.path.getsize(fp32_file)
+    check("export int8: image_projection.onnx is about a quarter of the fp32 one", size < 0.3 * fp32_size,
+          f"{size} vs {fp32_size} bytes")
+
+
+def test_quantize_check(run: str) -> None:
+    from training import quantize_check
+
+    code, log = run_quiet(quantize_check.main, ["--run", run, "--json"])
+    check("quantize_check: runs the three exports", code == 0, log.strip().splitlines()[-1] if code else "")
+    report = json.loads(log)
+    rows = {r["weights"]: r for r in report["precisions"]}
+    check("quantize_check: fp32, fp16 and int8, in that order", list(rows) == ["fp32", "fp16", "int8"])
+    check("quantize_check: the fp32 export's val rsum is the one training recorded",
+          abs(rows["fp32"]["rsum"] - report["checkpointValRsum"]) <= 0.05,
+          f"{rows['fp32']['rsum']:.2f} vs {report['checkpointValRsum']:.2f}")
+    int8 = rows["int8"]
+    check("quantize_check: int8 moves cosines, by little",
+          0 < int8["maxImageCaptionCosDiff"] < 0.05 and int8["minImageCosToFp32"] > 0.99,
+          f"max |dcos| {int8['maxImageCaptionCosDiff']:.2e}, rsum {int8['rsum']:.2f} vs fp32 {rows['fp32']['rsum']:.2f}")
 
 
 def numpy_type(t: int) -> str:
@@ -255,6 +308,7 @@ def main(argv=None) -> int:
         test_padding(root)
         run = test_training(root, work)
         test_export(run, work)
+        test_quantize_check(run)
     except AssertionError as e:
         print(f"tiny: {e}", file=sys.stderr)
         return 1
