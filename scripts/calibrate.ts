@@ -1,5 +1,5 @@
 /**
- * npm run calibrate [-- --data <prepared dir>] [--demo <folder>] — the relevance cutoff of every joint model
+ * npm run calibrate [-- --data <prepared dir>] [--data-resnet50 <prepared dir>] [--demo <folder>] — the relevance cutoff of every joint model
  * in models/joint, from the Flickr8k VALIDATION split: every (caption, image) score, matching pairs (the
  * caption was written for the image) against non-matching ones. The cutoff is the score 99 % of non-matching
  * pairs stay at or below, so a query whose subject is absent from a library returns few photos;
@@ -13,6 +13,7 @@ import { existsSync } from 'node:fs';
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import { basename, join, relative } from 'node:path';
 import { runCommand } from '../src-main/cli/run.ts';
+import type { CnnBackbone } from '../src-main/engine/cnn/index.ts';
 import { ConceptLexicon } from '../src-main/engine/concepts/index.ts';
 import {
   chooseCutoff,
@@ -37,7 +38,7 @@ import {
 } from '../src-main/engine/eval/index.ts';
 import { type ClassTable, classTableOf, type FusionWeights } from '../src-main/engine/fusion/index.ts';
 import { JointModel, listJointModels } from '../src-main/engine/joint/index.ts';
-import { manifestSha256 } from '../src-main/engine/modelfiles/index.ts';
+import { jointBackbone, manifestSha256, readJointManifest } from '../src-main/engine/modelfiles/index.ts';
 import { cacheDir, projectRoot } from '../src-main/engine/paths.ts';
 
 const QUANTILE = 0.99;
@@ -70,7 +71,10 @@ const rsumOf = (set: FitSet, dim: number, w: FusionWeights) =>
 
 async function demoSet(model: JointModel, dir: string, lexicon: ConceptLexicon): Promise<FitSet> {
   const dataset = await loadEvalDataset(dir);
-  const features = await imageFeatures(dataset.images, { log: (line) => console.log(line) });
+  const features = await imageFeatures(dataset.images, {
+    backbone: jointBackbone(model.manifest),
+    log: (line) => console.log(line),
+  });
   const rows = dataset.images.flatMap((file, i) =>
     features.sha256[i] ? [{ file, i, sha: features.sha256[i] }] : [],
   );
@@ -165,17 +169,25 @@ function fusedCutoff(val: FitSet, demo: FitSet, dim: number, w: FusionWeights) {
 }
 
 await runCommand('calibrate', async () => {
-  const at = process.argv.indexOf('--data');
+  const argument = (name: string) => {
+    const k = process.argv.indexOf(name);
+    return k > 0 ? (process.argv[k + 1] as string) : undefined;
+  };
   // The data prepared by this checkout's engine when there is one: the features the app computes at run time.
   const v2 = join(cacheDir, 'data', 'flickr8k-v2');
-  const dataDir = at > 0 ? (process.argv[at + 1] as string) : existsSync(v2) ? v2 : defaultPreparedDir;
-  const split = await loadPreparedSplit(dataDir, 'val');
-  const demoAt = process.argv.indexOf('--demo');
-  const demoDir =
-    demoAt > 0 ? (process.argv[demoAt + 1] as string) : join(projectRoot, 'assets', 'sample-library');
+  // Each backbone's own preparation of the same photos: a model is fitted on the features it projects.
+  const dataDirs: Record<CnnBackbone, string> = {
+    mobilenet_v2: argument('--data') ?? (existsSync(v2) ? v2 : defaultPreparedDir),
+    resnet50: argument('--data-resnet50') ?? `${defaultPreparedDir}-resnet50`,
+  };
+  const splits = new Map<string, PreparedSplit>();
+  const demoDir = argument('--demo') ?? join(projectRoot, 'assets', 'sample-library');
   const lexicon = await ConceptLexicon.load();
   const models: SearchCalibration[] = [];
   for (const dir of await listJointModels()) {
+    const dataDir = dataDirs[jointBackbone(await readJointManifest(dir))];
+    if (!splits.has(dataDir)) splits.set(dataDir, await loadPreparedSplit(dataDir, 'val'));
+    const split = splits.get(dataDir) as PreparedSplit;
     const model = await JointModel.open(dir, { layers: split.layers });
     try {
       const started = performance.now();
