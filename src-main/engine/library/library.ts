@@ -133,10 +133,10 @@ export class Library {
 
   static async open(options: LibraryOptions): Promise<Library> {
     const dir = resolve(options.dir);
-    makeDirSync(dir);
     const sets = await listModelSets();
     // A bad name is refused before the library is touched.
     const requested = options.modelSet === undefined ? undefined : findModelSet(sets, options.modelSet);
+    makeDirSync(dir);
     const release = acquireLock(dir);
     let catalog: Catalog | undefined;
     try {
