@@ -7,6 +7,8 @@ import { ArgumentError } from '../src-main/engine/errors.ts';
 import { FneExtractor } from '../src-main/engine/fne/index.ts';
 import { JointModel, jointModelsDir, listModelSets } from '../src-main/engine/joint/index.ts';
 import { CATALOG_FILE, Catalog, cosine, Library } from '../src-main/engine/library/index.ts';
+import { MIGRATIONS } from '../src-main/engine/library/schema.ts';
+import { openDatabase } from '../src-main/engine/library/sqlite.ts';
 import { projectRoot } from '../src-main/engine/paths.ts';
 import { makePhotoFolder, tempDir } from './helpers/library-fixtures.ts';
 import { skipNote } from './helpers/shared.ts';
@@ -40,6 +42,36 @@ describe('model sets: discovery', () => {
       ['one-layer', 'mobilenet_v2', false],
     ]);
     expect(sets[0]?.version).toMatch(/^fne@[0-9a-f]{16}$/);
+  });
+
+  it('a catalog of schema 4 keeps its vectors, and its classes take the model set of their vector', () => {
+    const tmp = tempDir('model-set-migrate');
+    try {
+      const file = join(tmp.dir, CATALOG_FILE);
+      const db = openDatabase(file);
+      for (const [v, sql] of MIGRATIONS.slice(0, 4).entries()) {
+        db.exec(sql);
+        db.pragma(`user_version = ${v + 1}`);
+      }
+      db.exec(`INSERT INTO roots(id, path, added_at) VALUES (1, '/p', 0);
+        INSERT INTO images(id, root_id, path, bytes, mtime_ms, status, updated_at) VALUES
+          (1, 1, '/p/a.jpg', 1, 0, 'indexed', 0), (2, 1, '/p/b.jpg', 1, 0, 'failed', 0);
+        INSERT INTO embeddings(image_id, model, scale, q) VALUES (1, 'fne@0123456789abcdef', 1.0, x'01');
+        INSERT INTO classes(image_id, top) VALUES (1, x'0100ff'), (2, x'0200ff');`);
+      db.close();
+      const catalog = new Catalog(file);
+      try {
+        expect(catalog.vectorModels()).toEqual(['fne@0123456789abcdef']);
+        expect([...catalog.vectors('fne@0123456789abcdef')].map((v) => v.id)).toEqual([1]);
+        // Classes without a vector were of no model set: classifying takes them again.
+        expect([...catalog.classRows('fne@0123456789abcdef')].map((r) => r.id)).toEqual([1]);
+        expect(catalog.db.prepare('SELECT count(*) AS n FROM classes').get()).toEqual({ n: 1 });
+      } finally {
+        catalog.close();
+      }
+    } finally {
+      tmp.cleanup();
+    }
   });
 
   it('refuses an unknown set by name, listing the choices, before touching the library', async () => {

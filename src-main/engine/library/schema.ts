@@ -117,7 +117,7 @@ export const MIGRATIONS: readonly string[] = [
   `
   -- 5: a vector (and the classes of its CNN pass) per photo AND model set (joint/model-set.ts): while a library
   -- moves to another set, the old set's rows serve search and the new set's are written beside them. The log
-  -- keeps only the served set's changes (meta 'vectors' names it): those are what the HNSW file holds.
+  -- keeps only the served set's changes (meta 'vectors' names it; absent: every change), what the HNSW file holds.
   CREATE TABLE embeddings_by_set (
     image_id INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE,
     model TEXT NOT NULL,
@@ -130,13 +130,13 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE embeddings_by_set RENAME TO embeddings;
   CREATE INDEX embeddings_model ON embeddings(model);
   CREATE TRIGGER embeddings_logged_insert AFTER INSERT ON embeddings
-    WHEN new.model IS (SELECT value FROM meta WHERE key = 'vectors')
+    WHEN coalesce((SELECT value FROM meta WHERE key = 'vectors'), new.model) = new.model
     BEGIN INSERT INTO vector_log(image_id) VALUES (new.image_id); END;
   CREATE TRIGGER embeddings_logged_update AFTER UPDATE ON embeddings
-    WHEN new.model IS (SELECT value FROM meta WHERE key = 'vectors')
+    WHEN coalesce((SELECT value FROM meta WHERE key = 'vectors'), new.model) = new.model
     BEGIN INSERT INTO vector_log(image_id) VALUES (new.image_id); END;
   CREATE TRIGGER embeddings_logged_delete AFTER DELETE ON embeddings
-    WHEN old.model IS (SELECT value FROM meta WHERE key = 'vectors')
+    WHEN coalesce((SELECT value FROM meta WHERE key = 'vectors'), old.model) = old.model
     BEGIN INSERT INTO vector_log(image_id) VALUES (old.image_id); END;
 
   CREATE TABLE classes_by_set (
