@@ -402,5 +402,27 @@ describe.skipIf(note !== '')(
       expect(await page.locator('.empty').textContent()).toContain('No photo matches');
       expect(pageErrors).toEqual([]);
     });
+
+    it('Library: the model set select moves the library to another set in the background and back', async () => {
+      await page.getByTestId('nav-library').click();
+      const select = page.getByTestId('model-set');
+      await expect.poll(() => select.inputValue()).toBe('fne');
+      expect(await select.locator('option').allTextContents()).toEqual([
+        'fne (mobilenet_v2; en + ja)',
+        'one-layer (mobilenet_v2; en)',
+      ]);
+      const sets = async () => (await app.engine.invoke('status', {})).modelSets;
+      for (const name of ['one-layer', 'fne']) {
+        await select.selectOption(name);
+        // The chosen set's vectors are made while the served set's answer; then it serves, nothing pending.
+        await expect
+          .poll(sets, { timeout: 240_000 })
+          .toMatchObject({ active: name, chosen: name, pending: 0 });
+        const hits = await app.engine.invoke('search', { query: 'a dog', cutoff: null, k: 1000 });
+        expect(hits.total).toBe((await app.engine.invoke('status', {})).images.indexed);
+        await expect.poll(() => page.getByTestId('model-set-moving').count()).toBe(0);
+      }
+      expect(pageErrors).toEqual([]);
+    });
   },
 );

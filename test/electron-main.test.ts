@@ -305,11 +305,8 @@ describe('electron main process, installed', () => {
     delete process.env.SAGASU_CACHE_DIR;
     delete process.env.SAGASU_MODELS_DIR;
     await launch();
-    expect(state.openedWith).toEqual({
-      libraryDir: library,
-      watch: true,
-      modelDir: join(root, 'resources', 'models', 'joint', 'fne'),
-    });
+    // The model set is the library's own setting: the engine reads it, under SAGASU_MODELS_DIR.
+    expect(state.openedWith).toEqual({ libraryDir: library, watch: true });
     expect(process.env.SAGASU_CACHE_DIR).toBe(join('/home/ann/.config/Sagasu-userData', 'cache'));
     // The CNN, statistics, caption bank and cutoff are read through modelsDir in the engine's worker.
     expect(process.env.SAGASU_MODELS_DIR).toBe(join(root, 'resources', 'models'));

@@ -241,4 +241,68 @@ describe.skipIf(note !== '')(`library crash safety: kill -9 mid-indexing${note}`
     },
     TIMEOUT,
   );
+
+  it(
+    'killed while moving to another model set (a batch of its vectors committed, inside the swap), the next run goes on and swaps, the two never mixed',
+    async () => {
+      const root = join(tmp.dir, 'photos-switch');
+      mkdirSync(root);
+      const files = flickrPhotos(10).map((src, i) => {
+        const target = join(root, `photo ${i}.jpg`);
+        copyFileSync(src, target);
+        return target;
+      });
+      const dir = join(tmp.dir, 'library-switch');
+      expect((await runChild(dir, root)).code).toBe(0);
+      // The choice is made here; the children open the library without one and take it from the catalog.
+      await (await Library.open({ dir, modelSet: 'one-layer' })).close();
+      const rows = () => {
+        const catalog = new Catalog(join(dir, CATALOG_FILE));
+        try {
+          const bySet = (table: string) =>
+            (
+              catalog.db
+                .prepare(`SELECT model, count(*) AS n FROM ${table} GROUP BY model ORDER BY model`)
+                .all() as Array<{
+                model: string;
+                n: number;
+              }>
+            ).map((r) => `${r.model.split('@')[0]} ${r.n}`);
+          return {
+            served: catalog.meta('vectors')?.split('@')[0],
+            embeddings: bySet('embeddings'),
+            classes: bySet('classes'),
+          };
+        } finally {
+          catalog.close();
+        }
+      };
+
+      // Batches of 4: killed with two of them committed beside the fne rows, which still serve.
+      await killAt(dir, root, 'switching:2');
+      expect(rows()).toEqual({
+        served: 'fne',
+        embeddings: ['fne 10', 'one-layer 8'],
+        classes: ['fne 10', 'one-layer 8'],
+      });
+      // The next run makes only the 2 missing, then dies inside the swap: the transaction never committed.
+      const run = await runChild(dir, root, { halt: 'swapping' });
+      expect(run.halted).toBe('swapping');
+      expect(run.lines.filter((l) => l.state === 'running').at(-1)).toMatchObject({ progress: 2 });
+      expect(rows()).toEqual({
+        served: 'fne',
+        embeddings: ['fne 10', 'one-layer 10'],
+        classes: ['fne 10', 'one-layer 10'],
+      });
+      const final = await runChild(dir, root);
+      expect(final.lines.at(-1)).toMatchObject({ done: { state: 'done', total: 0 } });
+      expect(rows()).toEqual({
+        served: 'one-layer',
+        embeddings: ['one-layer 10'],
+        classes: ['one-layer 10'],
+      });
+      await expectComplete(dir, files);
+    },
+    TIMEOUT,
+  );
 });

@@ -320,35 +320,4 @@ describe.skipIf(note !== '')(`library indexing${note}`, () => {
     expect(selfFound(lib, [...ids, extraId])).toBeGreaterThanOrEqual(ids.length);
     await lib.close();
   });
-
-  it('shows photos embedded by another model version as pending and re-embeds them', async () => {
-    const folder = await makePhotoFolder(join(tmp.dir, 'h'), 3);
-    const dir = join(tmp.dir, 'h-lib');
-    let lib = await open(dir);
-    lib.addRoot(folder.root);
-    await lib.index();
-    const id = lib.imageByPath(folder.good[0] as string)?.id as number;
-    const fneVector = lib.vector(id) as Float32Array;
-    await lib.close();
-
-    lib = await Library.open({ dir, modelDir: join(jointModelsDir, 'one-layer'), extractor, workers: 1 });
-    try {
-      expect(lib.modelVersion).toMatch(/@[0-9a-f]{16}$/);
-      expect(lib.counts()).toMatchObject({
-        indexed: 0,
-        pending: folder.good.length,
-        failed: folder.bad.length,
-      });
-      expect(lib.vector(id)).toBeNull();
-      expect(lib.indexedVectors()).toBe(0);
-      const result = await lib.index();
-      // Bad files stay failed (unchanged); only the pending photos are embedded again.
-      expect(result).toMatchObject({ total: folder.good.length, failed: 0 });
-      expect(lib.counts()).toMatchObject({ indexed: folder.good.length, pending: 0 });
-      expect(cosine(lib.vector(id) as Float32Array, fneVector)).toBeLessThan(0.99);
-      expect(selfFound(lib, [id])).toBe(1);
-    } finally {
-      await lib.close();
-    }
-  });
 });

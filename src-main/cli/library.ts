@@ -21,6 +21,7 @@ import { defaultLibraryDir } from '../engine/paths.ts';
 interface Common {
   library?: string;
   json?: boolean;
+  modelSet?: string;
 }
 
 const libraryOption = () =>
@@ -32,7 +33,10 @@ const libraryOption = () =>
 const libraryDirOf = (options: Common) => (options.library ? resolve(options.library) : defaultLibraryDir());
 
 async function withEngine<T>(options: Common, body: (engine: EngineHost) => Promise<T>): Promise<T> {
-  const engine = await openEngine({ libraryDir: libraryDirOf(options) });
+  const engine = await openEngine({
+    libraryDir: libraryDirOf(options),
+    ...(options.modelSet === undefined ? {} : { modelSet: options.modelSet }),
+  });
   try {
     return await body(engine);
   } finally {
@@ -142,6 +146,10 @@ export function registerLibrary(program: Command): void {
     .option(
       '--remove-missing',
       'photos gone from a folder that looks unmounted (emptied, another disk, most gone at once) are really gone: remove them',
+    )
+    .option(
+      '--model-set <name>',
+      'move the library to this model set (kept as its choice; sagasu status lists them): its vectors are made in this run',
     )
     .action(async (dir: string | undefined, options: Common & { removeMissing?: boolean }) => {
       await withEngine(options, async (engine) => {
@@ -258,8 +266,11 @@ export function registerLibrary(program: Command): void {
     .action(async (options: Common) => {
       const show = (status: Status) => {
         if (options.json) return print(status);
-        const { images, model, failures } = status;
+        const { images, model, failures, modelSets } = status;
         console.log(`model ${model.name} (${model.dim}-d, ${model.languages.join(' + ')})`);
+        if (modelSets.chosen !== modelSets.active)
+          console.log(`moving to model set ${modelSets.chosen}: ${modelSets.pending} photos to go`);
+        console.log(`model sets: ${modelSets.available.map((s) => `${s.name} (${s.backbone})`).join(', ')}`);
         console.log(
           `${images.indexed} indexed, ${images.pending} pending, ${failures.length} could not be read`,
         );

@@ -118,6 +118,11 @@ export const methods = {
    */
   'xmp.write': z.object({ imageIds: z.array(id).min(1).max(100_000).optional() }).strict(),
   export: z.object({ format: z.enum(['csv', 'json']) }).strict(),
+  /**
+   * Moves the library to another model set (kept as its choice): its vectors are made in the background while
+   * the current set's answer search, then swapped in; progress shows in status.modelSets and 'index.progress'.
+   */
+  'modelSet.choose': z.object({ name: z.string().min(1).max(200) }).strict(),
 } as const;
 
 export type Method = keyof typeof methods;
@@ -157,6 +162,16 @@ export interface Status {
   /** Everything that could not be read, by path: photos, folders that cannot be listed, names not in UTF-8. */
   failures: Array<{ path: string; reason: string }>;
   model: { name: string; dim: number; languages: Array<'en' | 'ja'> };
+  /** What the vectors come from (engine/joint/model-set.ts): never two sets' vectors in one ranking. */
+  modelSets: {
+    /** The set whose vectors answer search. */
+    active: string;
+    /** The set the person chose; while it differs from active, its vectors are being made. */
+    chosen: string;
+    /** Indexed photos still without a vector of the chosen set (0 once it is the active one). */
+    pending: number;
+    available: Array<{ name: string; backbone: 'mobilenet_v2' | 'resnet50'; languages: Array<'en' | 'ja'> }>;
+  };
   index: IndexProgress;
 }
 
@@ -252,6 +267,7 @@ interface Outputs {
   'tag.add': Tag;
   'xmp.write': { written: string[]; failed: Array<{ path: string; reason: string }> };
   export: { format: 'csv' | 'json'; text: string };
+  'modelSet.choose': Status['modelSets'];
 }
 
 export type Output<M extends Method> = Outputs[M];

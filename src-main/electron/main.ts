@@ -32,12 +32,9 @@ async function start(): Promise<void> {
     process.env.SAGASU_MODELS_DIR ??= join(resources, 'models');
   }
   // The engine runs in a worker thread: CNN batches and database writes never stall the window. The window
-  // opens while the models load; calls made meanwhile wait for the engine.
-  const opening = openEngineWorker({
-    libraryDir,
-    watch: true,
-    ...(resources ? { modelDir: join(resources, 'models', 'joint', 'fne') } : {}),
-  });
+  // opens while the models load; calls made meanwhile wait for the engine. The model set is the library's own
+  // setting (chosen in the window, or by sagasu index/serve --model-set): the engine reads it from the catalog.
+  const opening = openEngineWorker({ libraryDir, watch: true });
   const engine = deferredEngine(opening);
   registerProtocols(protocol, engine, resources ? join(resources, 'renderer') : rendererDir);
 

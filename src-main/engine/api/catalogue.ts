@@ -41,7 +41,8 @@ export class Catalogue {
 
   constructor(
     private readonly library: Library,
-    private readonly model: JointModel,
+    /** The joint model of the set serving search (another one after a switch of model sets). */
+    private readonly model: () => JointModel,
     private readonly options: {
       xmpNaming: 'photo.jpg.xmp' | 'photo.xmp';
       conceptLexicon: () => Promise<ConceptLexicon>;
@@ -60,7 +61,8 @@ export class Catalogue {
       roots: this.library.roots(),
       images: this.library.counts(),
       failures: this.library.failures(),
-      model: { name: this.model.name, dim: this.model.dim, languages: this.model.languages },
+      model: { name: this.model().name, dim: this.model().dim, languages: this.model().languages },
+      modelSets: this.library.modelSets(),
       index: this.progress(),
     };
   }

@@ -24,13 +24,14 @@ export class Descriptions {
     private readonly described: (imageId: number) => void,
   ) {}
 
-  async features(path: string): Promise<{ fne: Int8Array; probs: Float32Array }> {
+  async features(path: string): Promise<{ fne: Int8Array; oneLayer: Float32Array; probs: Float32Array }> {
     for await (const result of this.extractor.extract([path])) {
       if (!result.ok) throw result.error;
-      const { fne, probs } = result.features;
+      const { fne, oneLayer, probs } = result.features;
       if (!fne)
         throw new SagasuError('no-statistics', path, 'the FNE statistics are missing (npm run setup)');
-      return { fne, probs: imagenetClassProbs(probs) };
+      // The one-layer model set embeds oneLayer; the others the FNE.
+      return { fne, oneLayer, probs: imagenetClassProbs(probs) };
     }
     throw new ArgumentError('path', `${path}: nothing was extracted`);
   }

@@ -1,5 +1,4 @@
 import { EventEmitter } from 'node:events';
-import { join } from 'node:path';
 import type {
   Events,
   IndexProgress,
@@ -10,8 +9,8 @@ import type {
   SagasuApi,
 } from '../../contract/index.ts';
 import { parseInput } from '../../contract/index.ts';
-import { FneExtractor } from '../fne/index.ts';
-import { JointModel, jointModelsDir } from '../joint/index.ts';
+import type { FneExtractor } from '../fne/index.ts';
+import { JointModel } from '../joint/index.ts';
 import { idleProgress, Library } from '../library/index.ts';
 import { Catalogue, onePhoto } from './catalogue.ts';
 import { Descriptions } from './descriptions.ts';
@@ -21,8 +20,11 @@ import { loadRanking, type Ranking, Search } from './search.ts';
 export interface EngineOptions {
   /** Where the catalog, the vector index and the thumbnails live. */
   libraryDir: string;
-  /** The joint model (default models/joint/fne). */
-  modelDir?: string;
+  /**
+   * The model set to move the library to (kept as its choice; engine/joint/model-set.ts); default: the one chosen
+   * before. With `watch`, its vectors are made at once in the background.
+   */
+  modelSet?: string;
   /** A caption bank of the user's own (one caption per line) instead of the shipped Flickr8k one. */
   captionBank?: string;
   /** Sidecar naming for XMP: `photo.jpg.xmp` (default, what darktable and digiKam write) or `photo.xmp`. */
@@ -48,24 +50,27 @@ type Handlers = { [M in Method]: (input: ParsedInput<M>) => Output<M> | Promise<
 /** The in-process engine: the library, the models and the describe room behind the one contract. */
 export class Engine implements EngineHost {
   private readonly events = new EventEmitter();
-  private readonly search: Search;
+  private model!: JointModel;
+  private search!: Search;
+  private descriptions!: Descriptions;
   private readonly catalogue: Catalogue;
   private readonly handlers: Handlers;
 
   private constructor(
-    options: EngineOptions,
+    private readonly options: EngineOptions,
     private readonly library: Library,
-    private readonly model: JointModel,
-    private readonly extractor: FneExtractor,
+    model: JointModel,
+    extractor: FneExtractor,
     ranking: Ranking,
   ) {
-    const descriptions = new Descriptions(library, model, extractor, options.captionBank, (imageId) =>
-      this.emit('library.changed', { imageIds: [imageId] }),
-    );
-    this.search = new Search(library, model, ranking, (path) => descriptions.embedFile(path));
-    const catalogue = new Catalogue(library, model, {
+    this.serve(model, extractor, ranking);
+    library.onSwitch(async (next, nextExtractor) => {
+      const nextRanking = await loadRanking(next, options.conceptLexicon);
+      return () => this.serve(next, nextExtractor, nextRanking);
+    });
+    const catalogue = new Catalogue(library, () => this.model, {
       xmpNaming: options.xmpNaming ?? 'photo.jpg.xmp',
-      conceptLexicon: () => descriptions.conceptLexicon(),
+      conceptLexicon: () => this.descriptions.conceptLexicon(),
       stale: () => this.search.forget(),
       emit: (event, payload) => this.emit(event, payload),
     });
@@ -93,33 +98,64 @@ export class Engine implements EngineHost {
       'image.describe': (input) => {
         const photo = onePhoto(input);
         return 'path' in photo
-          ? descriptions.describeFile(photo.path)
-          : descriptions.describe(photo.imageId, input.refresh);
+          ? this.descriptions.describeFile(photo.path)
+          : this.descriptions.describe(photo.imageId, input.refresh);
       },
-      'image.explain': (input) => descriptions.explain(input),
+      'image.explain': (input) => this.descriptions.explain(input),
       'caption.review': ({ imageId, captionId, status }) => library.reviewCaption(imageId, captionId, status),
       'caption.add': ({ imageId, text }) => library.addCaption(imageId, text),
       'tag.review': ({ imageId, tagId, status }) => library.reviewTag(imageId, tagId, status),
       'tag.add': ({ imageId, text }) => library.addTag(imageId, text),
       'xmp.write': ({ imageIds }) => catalogue.writeXmp(imageIds),
       export: ({ format }) => catalogue.export(format),
+      'modelSet.choose': ({ name }) => {
+        library.chooseModelSet(name);
+        if (this.switching()) catalogue.startIndexing(undefined, false);
+        return library.modelSets();
+      },
     };
   }
 
+  /** Search and descriptions answer with this set's models from now on (at open, and at a swap of sets). */
+  private serve(model: JointModel, extractor: FneExtractor, ranking: Ranking): void {
+    this.model = model;
+    this.descriptions = new Descriptions(
+      this.library,
+      model,
+      extractor,
+      this.options.captionBank,
+      (imageId) => this.emit('library.changed', { imageIds: [imageId] }),
+    );
+    const descriptions = this.descriptions;
+    this.search = new Search(this.library, model, this.library.modelVersion, ranking, (path) =>
+      descriptions.embedFile(path),
+    );
+  }
+
+  private switching(): boolean {
+    const { active, chosen } = this.library.modelSets();
+    return active !== chosen;
+  }
+
   static async open(options: EngineOptions): Promise<Engine> {
-    const modelDir = options.modelDir ?? join(jointModelsDir, 'fne');
-    const model = await JointModel.open(modelDir);
-    const extractor = await FneExtractor.open();
-    let library: Library;
+    const library = await Library.open({
+      dir: options.libraryDir,
+      ...(options.modelSet === undefined ? {} : { modelSet: options.modelSet }),
+    });
+    let engine: Engine;
     try {
-      library = await Library.open({ dir: options.libraryDir, model, extractor });
+      const { model, extractor } = await library.activeModels();
+      const ranking = await loadRanking(model, options.conceptLexicon);
+      engine = new Engine(options, library, model, extractor, ranking);
     } catch (error) {
-      await Promise.all([model.close(), extractor.close()]);
+      await library.close();
       throw error;
     }
-    const ranking = await loadRanking(model, options.conceptLexicon);
-    const engine = new Engine(options, library, model, extractor, ranking);
-    if (options.watch) await library.watch((imageIds) => engine.changed(imageIds));
+    if (options.watch) {
+      await library.watch((imageIds) => engine.changed(imageIds));
+      // The app's doors make the chosen set's vectors at once; the old set's answer until they are ready.
+      if (engine.switching()) engine.catalogue.startIndexing(undefined, false);
+    }
     return engine;
   }
 
@@ -156,7 +192,6 @@ export class Engine implements EngineHost {
     this.library.cancel();
     await this.catalogue.whenIdle().catch(() => {});
     await this.library.close();
-    await Promise.all([this.model.close(), this.extractor.close()]);
   }
 }
 
@@ -164,19 +199,18 @@ export class Engine implements EngineHost {
  * `status` of a library that cannot be written (a read-only disk): read from the catalog without the lock,
  * the CNN or the vector index, changing nothing. The index is idle, since nothing can be indexed there.
  */
-export async function readOnlyStatus(options: {
-  libraryDir: string;
-  modelDir?: string;
-}): Promise<Output<'status'>> {
-  const modelDir = options.modelDir ?? join(jointModelsDir, 'fne');
-  const { roots, counts, failures } = await Library.readOnlyStatus({ dir: options.libraryDir, modelDir });
-  const model = await JointModel.open(modelDir);
+export async function readOnlyStatus(options: { libraryDir: string }): Promise<Output<'status'>> {
+  const { roots, counts, failures, active, modelSets } = await Library.readOnlyStatus({
+    dir: options.libraryDir,
+  });
+  const model = await JointModel.open(active.jointDir);
   try {
     return {
       roots,
       images: counts,
       failures,
       model: { name: model.name, dim: model.dim, languages: model.languages },
+      modelSets,
       index: idleProgress(),
     };
   } finally {

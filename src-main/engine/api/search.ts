@@ -71,6 +71,8 @@ export class Search {
   constructor(
     private readonly library: Library,
     private readonly model: JointModel,
+    /** The model set version of `model`: a search that outlives a swap of sets is refused, never mixed. */
+    private readonly modelVersion: string,
     private readonly ranking: Ranking,
     private readonly embedFile: (path: string) => Promise<Float32Array>,
   ) {}
@@ -121,6 +123,7 @@ export class Search {
     if (analysis.unknown.length === analysis.tokens.length)
       base.note = `None of the words is known to the model (${analysis.unknown.join(', ')}): results are a guess.`;
     const vector = await this.model.encodeSentences([query], { lang: resolved });
+    this.sameModelSet();
     const allowed = this.library.filterIds(filters);
     const allow = allowed ? (id: number) => allowed.has(id) : undefined;
     const n = Math.min(fetch, this.library.counts().indexed);
@@ -205,6 +208,15 @@ export class Search {
     };
   }
 
+  private sameModelSet(): void {
+    if (this.library.modelVersion !== this.modelVersion)
+      throw new SagasuError(
+        'model-switched',
+        'search',
+        'the library switched to another model set while this search ran; search again',
+      );
+  }
+
   private hit(imageId: number, score: number, via: Hit['via']): Hit {
     const image = indexedImage(this.library, imageId);
     return {
@@ -222,6 +234,7 @@ export class Search {
     const self = 'path' in photo ? undefined : photo.imageId;
     const vector =
       'path' in photo ? await this.embedFile(photo.path) : indexedVector(this.library, photo.imageId);
+    this.sameModelSet();
     const allowed = this.library.filterIds(args.filters);
     const allow = (id: number) => id !== self && (!allowed || allowed.has(id));
     // Every photo is similar to some degree: the whole (filtered) library, nearest first, page by page.

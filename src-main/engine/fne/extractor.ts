@@ -57,6 +57,7 @@ export class FneExtractor {
     readonly cnn: CnnSession,
     private readonly stats: FneStats | undefined,
     private readonly thresholds: Thresholds,
+    readonly backbone: CnnBackbone,
   ) {}
 
   static async open(options: ExtractorOptions = {}): Promise<FneExtractor> {
@@ -77,7 +78,7 @@ export class FneExtractor {
       ...(options.providers ? { providers: options.providers } : {}),
       ...(options.log ? { log: options.log } : {}),
     });
-    return new FneExtractor(cnn, stats, options.thresholds ?? DEFAULT_THRESHOLDS);
+    return new FneExtractor(cnn, stats, options.thresholds ?? DEFAULT_THRESHOLDS, backbone);
   }
 
   get fneDim(): number {

@@ -4,6 +4,7 @@ export {
   listJointModels,
   listTextEncoders,
 } from './model.ts';
+export { DEFAULT_MODEL_SET, findModelSet, listModelSets, type ModelSet } from './model-set.ts';
 export {
   columnSpans,
   type ImageInput,

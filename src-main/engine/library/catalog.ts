@@ -342,10 +342,49 @@ export class Catalog {
       Date.now(),
       id,
     );
+    // New bytes: what other model sets made of the old ones is stale (a switch in progress redoes it).
+    this.stmt('DELETE FROM embeddings WHERE image_id = ? AND model != ?').run(id, model);
+    this.stmt('DELETE FROM classes WHERE image_id = ? AND model != ?').run(id, model);
+    this.setVector(id, model, q, scale);
+  }
+
+  /** A photo's vector of one model set, beside those of other sets. */
+  setVector(id: number, model: string, q: Buffer, scale: number): void {
     this.stmt(
       `INSERT INTO embeddings(image_id, model, scale, q) VALUES (?, ?, ?, ?)
-       ON CONFLICT(image_id) DO UPDATE SET model = excluded.model, scale = excluded.scale, q = excluded.q`,
+       ON CONFLICT(image_id, model) DO UPDATE SET scale = excluded.scale, q = excluded.q`,
     ).run(id, model, scale, q);
+  }
+
+  /** Model sets that have vectors here, the most vectors first. */
+  vectorModels(): string[] {
+    return (
+      this.stmt('SELECT model FROM embeddings GROUP BY model ORDER BY count(*) DESC').all() as Array<{
+        model: string;
+      }>
+    ).map((r) => r.model);
+  }
+
+  /** Drops the vectors and classes of every model set but these. */
+  keepModels(models: readonly string[]): void {
+    const list = models.map(() => '?').join(',');
+    this.db.prepare(`DELETE FROM embeddings WHERE model NOT IN (${list})`).run(...models);
+    this.db.prepare(`DELETE FROM classes WHERE model NOT IN (${list})`).run(...models);
+  }
+
+  /** Indexed photos of these roots without a vector of this model set. */
+  missingVectors(
+    rootIds: readonly number[],
+    model: string,
+  ): Array<{ id: number; path: string; hash: string | null }> {
+    if (rootIds.length === 0) return [];
+    return this.db
+      .prepare(
+        `SELECT id, path, hash FROM images WHERE status = 'indexed'
+         AND root_id IN (${rootIds.map(() => '?').join(',')})
+         AND NOT EXISTS (SELECT 1 FROM embeddings e WHERE e.image_id = images.id AND e.model = ?) ORDER BY id`,
+      )
+      .all(...rootIds, model) as Array<{ id: number; path: string; hash: string | null }>;
   }
 
   setFailed(
@@ -413,34 +452,38 @@ export class Catalog {
 
   // ---- class probabilities (top classes, see fusion/classes.ts)
 
-  setClasses(id: number, top: Buffer): void {
+  setClasses(id: number, model: string, top: Buffer): void {
     this.stmt(
-      'INSERT INTO classes(image_id, top) VALUES (?, ?) ON CONFLICT(image_id) DO UPDATE SET top = excluded.top',
-    ).run(id, top);
+      `INSERT INTO classes(image_id, model, top) VALUES (?, ?, ?)
+       ON CONFLICT(image_id, model) DO UPDATE SET top = excluded.top`,
+    ).run(id, model, top);
   }
 
-  *classRows(): Iterable<{ id: number; top: Buffer }> {
+  *classRows(model: string): Iterable<{ id: number; top: Buffer }> {
     let after = 0;
     for (;;) {
       const rows = this.stmt(
-        'SELECT image_id AS id, top FROM classes WHERE image_id > ? ORDER BY image_id LIMIT 5000',
-      ).all(after) as Array<{ id: number; top: Buffer }>;
+        'SELECT image_id AS id, top FROM classes WHERE model = ? AND image_id > ? ORDER BY image_id LIMIT 5000',
+      ).all(model, after) as Array<{ id: number; top: Buffer }>;
       if (rows.length === 0) return;
       yield* rows;
       after = (rows.at(-1) as { id: number }).id;
     }
   }
 
-  /** Indexed photos of these roots that have a vector but no classes yet (indexed before classes were kept). */
-  missingClasses(rootIds: readonly number[]): Array<{ id: number; path: string; hash: string | null }> {
+  /** Indexed photos of these roots with no classes of this model set yet (indexed before classes were kept). */
+  missingClasses(
+    rootIds: readonly number[],
+    model: string,
+  ): Array<{ id: number; path: string; hash: string | null }> {
     if (rootIds.length === 0) return [];
     return this.db
       .prepare(
         `SELECT id, path, hash FROM images WHERE status = 'indexed'
          AND root_id IN (${rootIds.map(() => '?').join(',')})
-         AND NOT EXISTS (SELECT 1 FROM classes c WHERE c.image_id = images.id) ORDER BY id`,
+         AND NOT EXISTS (SELECT 1 FROM classes c WHERE c.image_id = images.id AND c.model = ?) ORDER BY id`,
       )
-      .all(...rootIds) as Array<{ id: number; path: string; hash: string | null }>;
+      .all(...rootIds, model) as Array<{ id: number; path: string; hash: string | null }>;
   }
 
   lastVectorSeq(): number {

@@ -8,8 +8,10 @@
  *   embedded     a batch's vectors are committed to the catalog, not yet in the HNSW graph
  *   saving       the new index file is written beside the old one, not yet renamed over it
  *   saved        the new index file is in place, the catalog still describes the previous one
+ *   switching    a batch of the chosen model set's vectors is committed beside the served set's
+ *   swapping     inside the swap's transaction (the chosen set becomes the served one), before its commit
  */
-export type HaltPoint = 'walked' | 'reconciling' | 'embedded' | 'saving' | 'saved';
+export type HaltPoint = 'walked' | 'reconciling' | 'embedded' | 'saving' | 'saved' | 'switching' | 'swapping';
 
 let hook: ((point: HaltPoint) => void) | undefined;
 

@@ -14,15 +14,15 @@ import type {
   ReviewStatus,
   RootInfo,
   SearchFilters,
+  Status,
   Tag,
 } from '../../contract/index.ts';
-import { imagenetClassProbs } from '../cnn/index.ts';
+import { type CnnBackbone, imagenetClassProbs } from '../cnn/index.ts';
 import { ArgumentError } from '../errors.ts';
 import { makeDirSync } from '../files.ts';
 import { FneExtractor } from '../fne/index.ts';
 import { ClassTable, decodeTopClasses, encodeTopClasses, topClasses } from '../fusion/index.ts';
-import { JointModel, jointModelsDir } from '../joint/index.ts';
-import { manifestSha256, readJointManifest } from '../modelfiles/index.ts';
+import { DEFAULT_MODEL_SET, findModelSet, JointModel, listModelSets, type ModelSet } from '../joint/index.ts';
 import { Catalog, type ImageRecord, type KnownFile } from './catalog.ts';
 import type { DecodeResult, DecodeTask } from './decode-worker.ts';
 import { haltPoint } from './halt.ts';
@@ -43,9 +43,12 @@ export const INDEX_FILE = 'vectors.hnsw';
 export interface LibraryOptions {
   /** The library folder: catalog.db, vectors.hnsw and the lock live here (created when missing). */
   dir: string;
-  /** The joint model; default models/joint/fne. */
-  modelDir?: string;
-  /** Already open model and image path (the engine shares them; tests too). Opened lazily otherwise. */
+  /**
+   * The model set to move the library to (joint/model-set.ts), kept as the library's choice; default: the one
+   * chosen before, else DEFAULT_MODEL_SET. Until its vectors are made (by `index`), the old set's serve search.
+   */
+  modelSet?: string;
+  /** Already open models (tests share them), used for the set or backbone they are of. Opened lazily otherwise. */
   model?: JointModel;
   extractor?: FneExtractor;
   /** Decode worker threads (default: one per core). */
@@ -88,10 +91,13 @@ const FORMAT_TYPES: Record<string, FileType> = {
 export class Library {
   private vectors!: VectorIndex;
   private readonly indexFile: string;
-  private model: JointModel | undefined;
-  private extractor: FneExtractor | undefined;
-  private readonly ownsModel: boolean;
-  private readonly ownsExtractor: boolean;
+  /** The set the person chose, while its vectors are being made beside the active set's; null when none is. */
+  private target: ModelSet | null = null;
+  /** Open models by set version and extractors by backbone; the ones this library opened are closed with it. */
+  private readonly models = new Map<string, Promise<JointModel>>();
+  private readonly extractors = new Map<CnnBackbone, Promise<FneExtractor>>();
+  private readonly owned: Array<Promise<{ close(): Promise<void> }>> = [];
+  private switched: ((model: JointModel, extractor: FneExtractor) => Promise<() => void>) | undefined;
   private pool: Piscina<DecodeTask, DecodeResult> | undefined;
   private running: Promise<IndexProgress> | null = null;
   private state: IndexProgress = idleProgress();
@@ -105,41 +111,52 @@ export class Library {
   private readonly offline = new Set<number>();
   private closed = false;
   /** Every photo's top classes, in memory for the concept score (6 MB at 100k photos). */
-  private readonly classTable = new ClassTable();
+  private classTable = new ClassTable();
 
   private constructor(
     readonly dir: string,
     private readonly catalog: Catalog,
     private readonly release: () => void,
-    private readonly modelDir: string,
-    /** Manifest name + sha256 of its manifest.json: embeddings of another version are re-embedded. */
-    readonly modelVersion: string,
-    readonly dim: number,
+    private readonly sets: readonly ModelSet[],
+    /** The model set whose vectors and classes serve search. */
+    private active: ModelSet,
     private readonly options: LibraryOptions,
     private readonly hnsw: HnswParams,
   ) {
     this.indexFile = join(dir, INDEX_FILE);
-    this.model = options.model;
-    this.extractor = options.extractor;
-    this.ownsModel = !options.model;
-    this.ownsExtractor = !options.extractor;
+    const given = options.model;
+    const set = given && sets.find((s) => resolve(s.jointDir) === resolve(given.dir));
+    if (given && set) this.models.set(set.version, Promise.resolve(given));
+    if (options.extractor)
+      this.extractors.set(options.extractor.backbone, Promise.resolve(options.extractor));
   }
 
   static async open(options: LibraryOptions): Promise<Library> {
     const dir = resolve(options.dir);
+    const sets = await listModelSets();
+    // A bad name is refused before the library is touched.
+    const requested = options.modelSet === undefined ? undefined : findModelSet(sets, options.modelSet);
     makeDirSync(dir);
-    const modelDir = options.modelDir ?? options.model?.dir ?? join(jointModelsDir, 'fne');
-    const manifest = options.model?.manifest ?? (await readJointManifest(modelDir));
-    const modelVersion = modelVersionOf(modelDir, manifest.name);
     const release = acquireLock(dir);
     let catalog: Catalog | undefined;
     try {
       catalog = new Catalog(join(dir, CATALOG_FILE));
+      if (requested) catalog.setMeta('modelSet', requested.name);
+      const chosen = catalog.meta('modelSet');
+      // A chosen set no longer installed gives way to the default rather than lock the person out.
+      const target =
+        requested ?? sets.find((s) => s.name === chosen) ?? findModelSet(sets, DEFAULT_MODEL_SET);
+      // Before model sets were recorded, the vectors were of the one model the library was opened with.
+      const present = catalog.vectorModels();
+      const served =
+        catalog.meta('vectors') ?? (present.includes(target.version) ? target.version : present[0]);
+      // The served set retrained or removed: its vectors cannot answer any query, so they are made again.
+      const active = sets.find((s) => s.version === served) ?? target;
       const hnsw = { ...DEFAULT_HNSW, ...options.hnsw };
-      const library = new Library(dir, catalog, release, modelDir, modelVersion, manifest.dim, options, hnsw);
-      catalog.requeueOtherModels(modelVersion);
+      const library = new Library(dir, catalog, release, sets, active, options, hnsw);
+      library.choose(target);
       library.openVectors();
-      for (const row of catalog.classRows()) library.classTable.set(row.id, decodeTopClasses(row.top));
+      library.loadClasses();
       library.refreshOnline();
       return library;
     } catch (error) {
@@ -149,19 +166,76 @@ export class Library {
     }
   }
 
+  /** Manifest name + sha256 of its manifest.json of the set serving search: rows of other versions are not used. */
+  get modelVersion(): string {
+    return this.active.version;
+  }
+
+  get dim(): number {
+    return this.active.dim;
+  }
+
+  /**
+   * Moves the library to the model set of this name (kept as its choice): the next `index` makes the set's
+   * vectors and classes beside the served ones, then swaps (see switchAll). The served set's name cancels a
+   * switch under way; its rows are dropped.
+   */
+  chooseModelSet(name: string): void {
+    const set = findModelSet(this.sets, name);
+    this.catalog.setMeta('modelSet', set.name);
+    this.choose(set);
+  }
+
+  private choose(target: ModelSet): void {
+    this.target = target.version === this.active.version ? null : target;
+    const kept = this.target ? [this.active.version, this.target.version] : [this.active.version];
+    this.catalog.transaction(() => {
+      this.catalog.setMeta('vectors', this.active.version);
+      this.catalog.keepModels(kept);
+      this.catalog.requeueOtherModels(this.active.version);
+    });
+  }
+
+  /** The served set, the chosen one, how many indexed photos still lack the chosen set's vector, every set. */
+  modelSets(): ModelSetStatus {
+    return modelSetStatus(this.catalog, this.sets, this.active, this.target ?? this.active);
+  }
+
+  /** The joint model and CNN of the set serving search (opened on first use). */
+  async activeModels(): Promise<{ model: JointModel; extractor: FneExtractor }> {
+    const [model, extractor] = await Promise.all([this.openModel(), this.openExtractor()]);
+    return { model, extractor };
+  }
+
+  /**
+   * Called with the chosen set's models once its vectors are all made, before the swap: what it resolves to
+   * runs in the same step as the swap, so no query is answered by one set's text side and the other's vectors.
+   */
+  onSwitch(prepare: (model: JointModel, extractor: FneExtractor) => Promise<() => void>): void {
+    this.switched = prepare;
+  }
+
+  private loadClasses(): void {
+    this.classTable = new ClassTable();
+    for (const row of this.catalog.classRows(this.modelVersion))
+      this.classTable.set(row.id, decodeTopClasses(row.top));
+  }
+
   /**
    * What `status` shows of a library that cannot be written (a read-only disk), changing nothing and taking no
    * lock. The catalog is read from a temporary copy: SQLite cannot open a WAL database where it cannot make
    * its shared-memory file, even read-only.
    */
-  static async readOnlyStatus(options: { dir: string; modelDir?: string }): Promise<{
+  static async readOnlyStatus(options: { dir: string }): Promise<{
     roots: RootInfo[];
     counts: { total: number; indexed: number; failed: number; pending: number };
     failures: Array<{ path: string; reason: string }>;
+    active: ModelSet;
+    modelSets: ModelSetStatus;
   }> {
     const dir = resolve(options.dir);
-    const modelDir = options.modelDir ?? join(jointModelsDir, 'fne');
-    const modelVersion = modelVersionOf(modelDir, (await readJointManifest(modelDir)).name);
+    const sets = await listModelSets();
+    const fallback = findModelSet(sets, DEFAULT_MODEL_SET);
     const temp = await mkdtemp(join(tmpdir(), 'sagasu-status-'));
     try {
       for (const suffix of ['', '-wal']) {
@@ -170,16 +244,23 @@ export class Library {
         } catch (error) {
           if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
           // No catalog: a library that was never used.
-          if (suffix === '')
-            return { roots: [], counts: { total: 0, indexed: 0, failed: 0, pending: 0 }, failures: [] };
+          if (suffix === '') {
+            const counts = { total: 0, indexed: 0, failed: 0, pending: 0 };
+            const modelSets = modelSetStatus(null, sets, fallback, fallback);
+            return { roots: [], counts, failures: [], active: fallback, modelSets };
+          }
         }
       }
       const catalog = new Catalog(join(temp, CATALOG_FILE));
       try {
+        const active = sets.find((s) => s.version === catalog.meta('vectors')) ?? fallback;
+        const chosen = sets.find((s) => s.name === catalog.meta('modelSet')) ?? active;
         return {
           roots: catalog.rootInfos(offlineReason),
-          counts: catalog.counts(modelVersion),
+          counts: catalog.counts(active.version),
           failures: catalog.failures(),
+          active,
+          modelSets: modelSetStatus(catalog, sets, active, chosen),
         };
       } finally {
         catalog.close();
@@ -498,6 +579,8 @@ export class Library {
         emit({ state: 'running', total: jobs.length });
         finalState = await this.embedAll(jobs, emit, changed);
         if (finalState === 'done') finalState = await this.classifyAll(online, emit);
+        // A choice made while the switch ran is taken in the same run.
+        while (finalState === 'done' && this.target) finalState = await this.switchAll(online, emit, changed);
       }
     } finally {
       this.catalog.finishJob(job, finalState, this.state.total, this.state.done, this.state.failed);
@@ -739,7 +822,7 @@ export class Library {
             q,
             scale,
           );
-          this.catalog.setClasses(id, classes[i] as Buffer);
+          this.catalog.setClasses(id, this.modelVersion, classes[i] as Buffer);
         });
       });
       haltPoint('embedded');
@@ -815,7 +898,7 @@ export class Library {
     online: number[],
     emit: (patch: Partial<IndexProgress>) => void,
   ): Promise<IndexState> {
-    const jobs = this.catalog.missingClasses(online);
+    const jobs = this.catalog.missingClasses(online, this.modelVersion);
     if (jobs.length === 0) return 'done';
     const extractor = await this.openExtractor();
     const pool = this.decodePool();
@@ -844,7 +927,8 @@ export class Library {
       );
       const classes = features.map((f) => encodeTopClasses(topClasses(imagenetClassProbs(f.probs))));
       this.catalog.transaction(() => {
-        for (const [k, { id }] of same.entries()) this.catalog.setClasses(id, classes[k] as Buffer);
+        for (const [k, { id }] of same.entries())
+          this.catalog.setClasses(id, this.modelVersion, classes[k] as Buffer);
       });
       for (const [k, { id }] of same.entries())
         this.classTable.set(id, decodeTopClasses(classes[k] as Buffer));
@@ -868,14 +952,101 @@ export class Library {
     return this.pool;
   }
 
-  private async openExtractor(): Promise<FneExtractor> {
-    this.extractor ??= await FneExtractor.open();
-    return this.extractor;
+  /**
+   * The chosen set's vectors and classes for every indexed photo of the online roots, one CNN pass each with its
+   * backbone, written beside the served set's (which keep answering); then the swap. A kill loses at most the
+   * batch in flight: the next run goes on from the photos still without a vector of the set.
+   */
+  private async switchAll(
+    online: number[],
+    emit: (patch: Partial<IndexProgress>) => void,
+    changed: Set<number>,
+  ): Promise<IndexState> {
+    const target = this.target as ModelSet;
+    const jobs = this.catalog.missingVectors(online, target.version);
+    const extractor = await this.openExtractor(target.backbone);
+    const model = await this.openModel(target);
+    const pool = this.decodePool();
+    const batchSize = this.options.batchSize ?? 8;
+    let done = this.state.done;
+    emit({ state: 'running', total: this.state.total + jobs.length });
+    for (let start = 0; start < jobs.length; start += batchSize) {
+      if (this.paused) await new Promise<void>((resolve) => (this.resumeGate = resolve));
+      if (this.cancelled) return 'cancelled';
+      const batch = jobs.slice(start, start + batchSize);
+      const decoded = await Promise.all(
+        batch.map((job) => pool.run({ path: job.path, mode: 'decode' }).catch(() => null)),
+      );
+      // A photo changed since its walk, or unreadable now, waits for the next walk (pending after the swap).
+      const same = batch.flatMap((job, k) => {
+        const d = decoded[k];
+        return d?.kind === 'decoded' && d.hash === job.hash ? [{ id: job.id, d }] : [];
+      });
+      const features = await extractor.extractDecoded(
+        same.map(({ d }) => ({
+          file: d.path,
+          pixels: d.pixels,
+          width: d.width,
+          height: d.height,
+          format: d.format,
+        })),
+      );
+      const vectors = await model.embedImages(features.map((f) => ({ fne: f.fne, oneLayer: f.oneLayer })));
+      if (this.target !== target) return 'done';
+      this.catalog.transaction(() => {
+        for (const [k, { id }] of same.entries()) {
+          const { q, scale } = quantize(vectors.subarray(k * target.dim, (k + 1) * target.dim));
+          this.catalog.setVector(id, target.version, q, scale);
+          const top = encodeTopClasses(
+            topClasses(imagenetClassProbs((features[k] as { probs: Float32Array }).probs)),
+          );
+          this.catalog.setClasses(id, target.version, top);
+        }
+      });
+      haltPoint('switching');
+      done += batch.length;
+      emit({ done, currentFile: batch.at(-1)?.path ?? null });
+    }
+    const install = await this.switched?.(model, extractor);
+    if (this.target !== target || this.cancelled) return this.cancelled ? 'cancelled' : 'done';
+    this.catalog.transaction(() => {
+      // From here the chosen set's rows are the served ones (and the only ones logged, see schema.ts 5).
+      this.catalog.setMeta('vectors', target.version);
+      this.catalog.keepModels([target.version]);
+      // What the pass could not take (changed, unreadable, offline roots) is embedded again by the next walk.
+      this.catalog.requeueOtherModels(target.version);
+      haltPoint('swapping');
+    });
+    this.active = target;
+    this.target = null;
+    this.rebuildVectors();
+    this.loadClasses();
+    install?.();
+    for (const { id } of jobs) changed.add(id);
+    return 'done';
   }
 
-  private async openModel(): Promise<JointModel> {
-    this.model ??= await JointModel.open(this.modelDir);
-    return this.model;
+  private openExtractor(backbone = this.active.backbone): Promise<FneExtractor> {
+    let extractor = this.extractors.get(backbone);
+    if (!extractor) {
+      extractor = FneExtractor.open({ backbone });
+      this.extractors.set(backbone, extractor);
+      this.owned.push(extractor);
+      // A failed open is not kept: the next run tries again.
+      extractor.catch(() => this.extractors.delete(backbone));
+    }
+    return extractor;
+  }
+
+  private openModel(set = this.active): Promise<JointModel> {
+    let model = this.models.get(set.version);
+    if (!model) {
+      model = JointModel.open(set.jointDir);
+      this.models.set(set.version, model);
+      this.owned.push(model);
+      model.catch(() => this.models.delete(set.version));
+    }
+    return model;
   }
 
   // ---- watching
@@ -999,8 +1170,9 @@ export class Library {
       saveError = error;
     }
     await this.pool?.destroy();
-    if (this.ownsExtractor) await this.extractor?.close();
-    if (this.ownsModel) await this.model?.close();
+    // The models of a set swapped out are closed only here: a call that began before the swap may still use them.
+    const owned = await Promise.allSettled(this.owned);
+    await Promise.all(owned.flatMap((r) => (r.status === 'fulfilled' ? [r.value.close()] : [])));
     this.catalog.close();
     this.release();
     if (saveError) throw saveError;
@@ -1020,9 +1192,26 @@ export function idleProgress(): IndexProgress {
   };
 }
 
-/** Manifest name + sha256 of its manifest.json: embeddings of another version are re-embedded. */
-function modelVersionOf(modelDir: string, name: string): string {
-  return `${name}@${manifestSha256(modelDir).slice(0, 16)}`;
+/** What status shows of the model sets (the contract's Status.modelSets). */
+export type ModelSetStatus = Status['modelSets'];
+
+function modelSetStatus(
+  catalog: Catalog | null,
+  sets: readonly ModelSet[],
+  active: ModelSet,
+  chosen: ModelSet,
+): ModelSetStatus {
+  const indexed = (set: ModelSet) => catalog?.counts(set.version).indexed ?? 0;
+  return {
+    active: active.name,
+    chosen: chosen.name,
+    pending: chosen === active ? 0 : indexed(active) - indexed(chosen),
+    available: sets.map((s) => ({
+      name: s.name,
+      backbone: s.backbone,
+      languages: s.jaDir ? ['en', 'ja'] : ['en'],
+    })),
+  };
 }
 
 /** What one root's walk found against the catalog. */

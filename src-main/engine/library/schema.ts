@@ -114,4 +114,39 @@ export const MIGRATIONS: readonly string[] = [
     top BLOB NOT NULL
   ) STRICT;
   `,
+  `
+  -- 5: a vector (and the classes of its CNN pass) per photo AND model set (joint/model-set.ts): while a library
+  -- moves to another set, the old set's rows serve search and the new set's are written beside them. The log
+  -- keeps only the served set's changes (meta 'vectors' names it; absent: every change), what the HNSW file holds.
+  CREATE TABLE embeddings_by_set (
+    image_id INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+    model TEXT NOT NULL,
+    scale REAL NOT NULL,
+    q BLOB NOT NULL,
+    PRIMARY KEY (image_id, model)
+  ) STRICT;
+  INSERT INTO embeddings_by_set SELECT image_id, model, scale, q FROM embeddings;
+  DROP TABLE embeddings;
+  ALTER TABLE embeddings_by_set RENAME TO embeddings;
+  CREATE INDEX embeddings_model ON embeddings(model);
+  CREATE TRIGGER embeddings_logged_insert AFTER INSERT ON embeddings
+    WHEN coalesce((SELECT value FROM meta WHERE key = 'vectors'), new.model) = new.model
+    BEGIN INSERT INTO vector_log(image_id) VALUES (new.image_id); END;
+  CREATE TRIGGER embeddings_logged_update AFTER UPDATE ON embeddings
+    WHEN coalesce((SELECT value FROM meta WHERE key = 'vectors'), new.model) = new.model
+    BEGIN INSERT INTO vector_log(image_id) VALUES (new.image_id); END;
+  CREATE TRIGGER embeddings_logged_delete AFTER DELETE ON embeddings
+    WHEN coalesce((SELECT value FROM meta WHERE key = 'vectors'), old.model) = old.model
+    BEGIN INSERT INTO vector_log(image_id) VALUES (old.image_id); END;
+
+  CREATE TABLE classes_by_set (
+    image_id INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+    model TEXT NOT NULL,
+    top BLOB NOT NULL,
+    PRIMARY KEY (image_id, model)
+  ) STRICT;
+  INSERT INTO classes_by_set SELECT c.image_id, e.model, c.top FROM classes c JOIN embeddings e USING (image_id);
+  DROP TABLE classes;
+  ALTER TABLE classes_by_set RENAME TO classes;
+  `,
 ];
