@@ -1,8 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { CNN_BACKBONES, type CnnBackbone } from '../cnn/index.ts';
+import type { CnnBackbone } from '../cnn/index.ts';
 import { ArgumentError, ModelError } from '../errors.ts';
-import { MANIFEST_FILE, manifestSha256, readJointManifest } from '../modelfiles/index.ts';
+import { jointBackbone, MANIFEST_FILE, manifestSha256, readJointManifest } from '../modelfiles/index.ts';
 import { modelsDir } from '../paths.ts';
 
 /**
@@ -56,14 +56,8 @@ export async function listModelSets(dir = modelsDir): Promise<ModelSet[]> {
     if (entry.imageModel || (entry.language !== undefined && entry.language !== 'en')) continue;
     const jointDir = join(dir, entry.dir as string);
     const manifest = await readJointManifest(jointDir);
-    const backbone = ((manifest.data as { backbone?: unknown } | undefined)?.backbone ??
-      'mobilenet_v2') as CnnBackbone;
-    if (!CNN_BACKBONES.includes(backbone))
-      throw new ModelError(
-        'invalid-model',
-        join(jointDir, MANIFEST_FILE),
-        `data.backbone is ${JSON.stringify(backbone)}; expected one of ${CNN_BACKBONES.join(', ')}`,
-      );
+    // readJointManifest refuses a backbone that is not one of CNN_BACKBONES, naming the file.
+    const backbone = jointBackbone(manifest);
     const ja = entries.find(([, e]) => e.language === 'ja' && e.imageModel?.name === manifest.name);
     sets.push({
       name,
