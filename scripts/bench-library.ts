@@ -4,11 +4,14 @@
  * photo), the cost of storing vectors as int8, HNSW recall@10 on the real joint vectors, and search latency,
  * build time and recall on synthetic random unit vectors at 10k, 100k and 1M.
  * Environment: BENCH_IMAGES (photos to index, default all), BENCH_SIZES (default 10000,100000,1000000),
- * BENCH_MAX_BUILD_S (skip a synthetic size whose estimated build exceeds this, default 900).
+ * BENCH_MAX_BUILD_S (skip a synthetic size whose estimated build exceeds this, default 900), BENCH_MODEL_SETS
+ * (model sets to index with, comma-separated, default fne), BENCH_ONLY=index (only the indexing, each set in
+ * its own section `library-index`: how the backbones compare).
  */
-import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { availableParallelism, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
+import { DEFAULT_MODEL_SET, listModelSets } from '../src-main/engine/joint/index.ts';
 import {
   cosine,
   DEFAULT_HNSW,
@@ -45,83 +48,127 @@ log(
 );
 log();
 
-// ---- 1. indexing from scratch
+// ---- 1. indexing from scratch, once per model set asked for (each set's own CNN)
 const imagesDir = join(shared, 'data', 'flickr8k', 'images');
 const limit = Number(process.env.BENCH_IMAGES ?? 0);
-const work = mkdtempSync(join(tmpdir(), 'sagasu-bench-library-'));
-let photos = join(work, 'photos');
-if (limit > 0) {
-  for (const f of readdirSync(imagesDir).sort().slice(0, limit)) cpSync(join(imagesDir, f), join(photos, f));
-} else photos = imagesDir;
-const dir = join(work, 'library');
-const t0 = performance.now();
-const cpu0 = process.cpuUsage();
-const lib = await Library.open({ dir });
-lib.addRoot(photos);
-let firstEmbedAt = 0;
-let last = 0;
-const result = await lib.index({
-  onProgress: (p) => {
-    if (!firstEmbedAt && p.done > 0) firstEmbedAt = performance.now();
-    if (p.done - last >= 1000) {
-      last = p.done;
-      console.log(`  ${p.done}/${p.total} ${p.imagesPerSecond}/s`);
-    }
-  },
-});
-const t1 = performance.now();
-// Every thread of the process (decode workers, onnxruntime's pool, main): what a photo costs, however busy
-// the machine was. On N idle cores the rate can't exceed N / (CPU seconds per photo).
-const cpu = process.cpuUsage(cpu0);
-const cpuMsPerPhoto = (cpu.user + cpu.system) / 1000 / Math.max(1, result.total);
-const counts = lib.counts();
-await lib.close();
-const peakRss = process.resourceUsage().maxRSS * 1024;
-const dbBytes = ['catalog.db', 'catalog.db-wal']
-  .map((f) => {
-    try {
-      return statSync(join(dir, f)).size;
-    } catch {
-      return 0;
-    }
-  })
-  .reduce((a, b) => a + b, 0);
-const indexBytes = statSync(join(dir, 'vectors.hnsw')).size;
-const seconds = (t1 - t0) / 1000;
-log(
-  `### Indexing ${result.total.toLocaleString('en-US')} Flickr8k photos from scratch (${photos === imagesDir ? 'the shared 224x224 copies' : photos})`,
-);
-log();
-log(
-  'Library.open → addRoot → index() → close(), one process: walk, hash, decode + EXIF on worker threads (piscina, one per core), CNN batches of 8 and the joint projection in the main thread (onnxruntime, CPU), catalog writes in transactions, HNSW inserts, atomic index save.',
-);
-log();
-log(row(['measure', 'value']));
-log(row(['---', '---:']));
-log(row(['photos indexed / failed', `${counts.indexed} / ${counts.failed}`]));
-log(row(['wall time, open to closed', `${seconds.toFixed(1)} s`]));
-log(row(['images/s end to end', (result.total / seconds).toFixed(1)]));
-log(
-  row([
-    'images/s once embedding started (after walk + model load)',
-    ((result.total - 1) / ((t1 - firstEmbedAt) / 1000)).toFixed(1),
-  ]),
-);
-log(row(['CPU time per photo, all threads', `${cpuMsPerPhoto.toFixed(1)} ms`]));
-log(
-  row([
-    `ceiling on ${availableParallelism()} idle cores (cores / CPU time per photo)`,
-    `${((availableParallelism() * 1000) / cpuMsPerPhoto).toFixed(0)} images/s`,
-  ]),
-);
-log(row(['peak RSS (process, worker threads included)', mb(peakRss)]));
-log(row(['catalog.db', `${mb(dbBytes)} = ${(dbBytes / counts.total).toFixed(0)} B/photo`]));
-log(row(['vectors.hnsw', `${mb(indexBytes)} = ${(indexBytes / counts.total).toFixed(0)} B/photo`]));
-log(
-  row(['DB + index per photo (target ≤ 4096 B)', `${((dbBytes + indexBytes) / counts.total).toFixed(0)} B`]),
-);
-log();
-rmSync(work, { recursive: true, force: true });
+const indexOnly = process.env.BENCH_ONLY === 'index';
+const modelSets = (process.env.BENCH_MODEL_SETS ?? DEFAULT_MODEL_SET).split(',').filter(Boolean);
+const known = await listModelSets();
+interface Indexed {
+  total: number;
+  seconds: number;
+  cpuMsPerPhoto: number;
+  bytesPerPhoto: number;
+}
+const indexed: Indexed[] = [];
+for (const name of modelSets) {
+  const set = known.find((s) => s.name === name);
+  if (!set)
+    throw new Error(
+      `BENCH_MODEL_SETS: no model set is named "${name}"; choose from ${known.map((s) => s.name).join(', ')}`,
+    );
+  indexed.push(await indexFromScratch(set.name, set.backbone));
+}
+// The targets below are the default set's (the first asked for).
+const { total, seconds, cpuMsPerPhoto, bytesPerPhoto } = indexed[0] as Indexed;
+
+async function indexFromScratch(modelSet: string, backbone: string): Promise<Indexed> {
+  const work = mkdtempSync(join(tmpdir(), 'sagasu-bench-library-'));
+  let photos = join(work, 'photos');
+  if (limit > 0) {
+    // The first photos of the TEST split, so a ResNet-50 figure never rests on the photos it was fitted to.
+    const test = readFileSync(join(shared as string, 'data', 'flickr8k', 'Flickr_8k.testImages.txt'), 'utf8')
+      .split('\n')
+      .map((l) => l.trim())
+      .filter(Boolean)
+      .slice(0, limit);
+    for (const f of test) cpSync(join(imagesDir, f), join(photos, f));
+  } else photos = imagesDir;
+  const dir = join(work, 'library');
+  const t0 = performance.now();
+  const cpu0 = process.cpuUsage();
+  const lib = await Library.open({ dir, modelSet });
+  lib.addRoot(photos);
+  let firstEmbedAt = 0;
+  let last = 0;
+  const result = await lib.index({
+    onProgress: (p) => {
+      if (!firstEmbedAt && p.done > 0) firstEmbedAt = performance.now();
+      if (p.done - last >= 1000) {
+        last = p.done;
+        console.log(`  ${p.done}/${p.total} ${p.imagesPerSecond}/s`);
+      }
+    },
+  });
+  const t1 = performance.now();
+  // Every thread of the process (decode workers, onnxruntime's pool, main): what a photo costs, however busy
+  // the machine was. On N idle cores the rate can't exceed N / (CPU seconds per photo).
+  const cpu = process.cpuUsage(cpu0);
+  const cpuMsPerPhoto = (cpu.user + cpu.system) / 1000 / Math.max(1, result.total);
+  const counts = lib.counts();
+  await lib.close();
+  const peakRss = process.resourceUsage().maxRSS * 1024;
+  const dbBytes = ['catalog.db', 'catalog.db-wal']
+    .map((f) => {
+      try {
+        return statSync(join(dir, f)).size;
+      } catch {
+        return 0;
+      }
+    })
+    .reduce((a, b) => a + b, 0);
+  const indexBytes = statSync(join(dir, 'vectors.hnsw')).size;
+  const seconds = (t1 - t0) / 1000;
+  log(
+    `### Indexing ${result.total.toLocaleString('en-US')} Flickr8k photos from scratch (${photos === imagesDir ? 'the shared 224x224 copies' : `the first ${limit} test photos, 224x224 copies`}), model set ${modelSet} (${backbone})`,
+  );
+  log();
+  log(
+    'Library.open → addRoot → index() → close(), one process: walk, hash, decode + EXIF on worker threads (piscina, one per core), CNN batches of 8 and the joint projection in the main thread (onnxruntime, CPU), catalog writes in transactions, HNSW inserts, atomic index save.',
+  );
+  log();
+  log(row(['measure', 'value']));
+  log(row(['---', '---:']));
+  log(row(['photos indexed / failed', `${counts.indexed} / ${counts.failed}`]));
+  log(row(['wall time, open to closed', `${seconds.toFixed(1)} s`]));
+  log(row(['images/s end to end', (result.total / seconds).toFixed(1)]));
+  log(
+    row([
+      'images/s once embedding started (after walk + model load)',
+      ((result.total - 1) / ((t1 - firstEmbedAt) / 1000)).toFixed(1),
+    ]),
+  );
+  log(row(['CPU time per photo, all threads', `${cpuMsPerPhoto.toFixed(1)} ms`]));
+  log(
+    row([
+      `ceiling on ${availableParallelism()} idle cores (cores / CPU time per photo)`,
+      `${((availableParallelism() * 1000) / cpuMsPerPhoto).toFixed(0)} images/s`,
+    ]),
+  );
+  log(row(['peak RSS (process so far, worker threads included)', mb(peakRss)]));
+  log(row(['catalog.db', `${mb(dbBytes)} = ${(dbBytes / counts.total).toFixed(0)} B/photo`]));
+  log(row(['vectors.hnsw', `${mb(indexBytes)} = ${(indexBytes / counts.total).toFixed(0)} B/photo`]));
+  log(
+    row([
+      'DB + index per photo (target ≤ 4096 B)',
+      `${((dbBytes + indexBytes) / counts.total).toFixed(0)} B`,
+    ]),
+  );
+  log();
+  rmSync(work, { recursive: true, force: true });
+  return {
+    total: result.total,
+    seconds,
+    cpuMsPerPhoto,
+    bytesPerPhoto: (dbBytes + indexBytes) / counts.total,
+  };
+}
+
+if (indexOnly) {
+  const section = `## Indexing by model set (\`BENCH_ONLY=index BENCH_MODEL_SETS=${modelSets.join(',')}${limit ? ` BENCH_IMAGES=${limit}` : ''} npm run bench:library\`)\n\n${lines.join('\n')}`;
+  console.log(`wrote ${await writeBenchSection('library-index', section)}`);
+  process.exit(0);
+}
 
 // ---- 2. int8 storage and HNSW recall on the real joint vectors
 const real = await flickrJointVectors(200);
@@ -271,12 +318,12 @@ log();
 log('### Against the targets');
 log();
 log(
-  `- ≥ 50 images/s end to end: ${(result.total / seconds).toFixed(1)} measured on this shared machine (load average ${load} at the start); the photos cost ${cpuMsPerPhoto.toFixed(1)} ms of CPU each, all threads, so ${((availableParallelism() * 1000) / cpuMsPerPhoto).toFixed(0)} images/s is the ceiling on ${availableParallelism()} idle cores (onnxruntime's intra-op threads may spin while they wait, which counts as CPU time, so the ceiling may be higher; not measured).`,
+  `- ≥ 50 images/s end to end: ${(total / seconds).toFixed(1)} measured on this shared machine (load average ${load} at the start); the photos cost ${cpuMsPerPhoto.toFixed(1)} ms of CPU each, all threads, so ${((availableParallelism() * 1000) / cpuMsPerPhoto).toFixed(0)} images/s is the ceiling on ${availableParallelism()} idle cores (onnxruntime's intra-op threads may spin while they wait, which counts as CPU time, so the ceiling may be higher; not measured).`,
 );
 log(
   `- Search p95 ≤ 15 ms at 100k: ${p95AtDefault100k === null ? 'not measured in this run' : `${p95AtDefault100k.toFixed(2)} ms`} (synthetic random vectors, efSearch ${DEFAULT_HNSW.efSearch}).`,
 );
-log(`- ≤ 4 KB of DB + index per photo: ${((dbBytes + indexBytes) / counts.total).toFixed(0)} B.`);
+log(`- ≤ 4 KB of DB + index per photo: ${bytesPerPhoto.toFixed(0)} B.`);
 log(
   '- Recall@10 ≥ 0.98: met on the real joint vectors at the default efSearch (table above); random 512-d vectors, which have no neighbourhood structure, stay far below it at any affordable efSearch.',
 );
