@@ -1,5 +1,5 @@
 /**
- * npm run calibrate [-- --data <prepared dir>] [--data-resnet50 <prepared dir>] [--demo <folder>] — the relevance cutoff of every joint model
+ * npm run calibrate [-- --data <prepared dir>] [--data-resnet50 <prepared dir>] [--demo <folder>] [--only <name>] — the relevance cutoff of every joint model
  * in models/joint, from the Flickr8k VALIDATION split: every (caption, image) score, matching pairs (the
  * caption was written for the image) against non-matching ones. The cutoff is the score 99 % of non-matching
  * pairs stay at or below, so a query whose subject is absent from a library returns few photos;
@@ -22,6 +22,7 @@ import {
   SEARCH_CALIBRATION_FORMAT,
   type SearchCalibration,
 } from '../src-main/engine/describe/calibration.ts';
+import { ArgumentError } from '../src-main/engine/errors.ts';
 import {
   type CaptionConcepts,
   captionConcepts,
@@ -183,8 +184,18 @@ await runCommand('calibrate', async () => {
   const splits = new Map<string, PreparedSplit>();
   const demoDir = argument('--demo') ?? join(projectRoot, 'assets', 'sample-library');
   const lexicon = await ConceptLexicon.load();
+  // --only <name>: refit that model alone; every other model keeps the calibration it has.
+  const only = argument('--only');
+  const kept: SearchCalibration[] = only
+    ? (JSON.parse(await readFile(SEARCH_CALIBRATION_FILE, 'utf8')).models as SearchCalibration[]).filter(
+        (m) => m.model !== only,
+      )
+    : [];
+  const dirs = (await listJointModels()).filter((dir) => !only || basename(dir) === only);
+  if (only && dirs.length === 0)
+    throw new ArgumentError('--only', `models/joint holds no joint model named "${only}"`);
   const models: SearchCalibration[] = [];
-  for (const dir of await listJointModels()) {
+  for (const dir of dirs) {
     const dataDir = dataDirs[jointBackbone(await readJointManifest(dir))];
     if (!splits.has(dataDir)) splits.set(dataDir, await loadPreparedSplit(dataDir, 'val'));
     const split = splits.get(dataDir) as PreparedSplit;
@@ -282,7 +293,10 @@ await runCommand('calibrate', async () => {
     }
   }
   const temp = `${SEARCH_CALIBRATION_FILE}.${process.pid}.tmp`;
-  await writeFile(temp, `${JSON.stringify({ format: SEARCH_CALIBRATION_FORMAT, models }, null, 2)}\n`);
+  await writeFile(
+    temp,
+    `${JSON.stringify({ format: SEARCH_CALIBRATION_FORMAT, models: [...kept, ...models] }, null, 2)}\n`,
+  );
   await rename(temp, SEARCH_CALIBRATION_FILE);
   console.log(`calibrate: wrote ${relative(projectRoot, SEARCH_CALIBRATION_FILE)}`);
 });
