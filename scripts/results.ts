@@ -3,7 +3,8 @@
  * Flickr8k 1k test split with `npm run eval`, and writes docs/RESULTS.md. With --ship, also exports the
  * best FNE run (by VALIDATION rsum) and the one-layer run of the same loss into models/joint/ in float16,
  * and measures what float16 costs in rsum. --ship-weights int8 ships the FNE projection int8 instead (export.py
- * --weights int8; the one-layer model, 1,280 inputs, stays float16).
+ * --weights int8; the one-layer model, 1,280 inputs, stays float16). --manifest-only rewrites models/manifest.json
+ * alone, listing every folder of models/joint.
  */
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -20,6 +21,12 @@ const py = join(projectRoot, 'training', '.venv', 'bin', 'python');
 const runsDir = join(cacheDir, 'runs');
 const exportsDir = join(cacheDir, 'exports');
 const ship = process.argv.includes('--ship');
+if (process.argv.includes('--manifest-only')) {
+  // After a model folder was added or re-exported by hand (export.py): list it, with the sha256 of each file.
+  await writeTopManifest();
+  console.log('wrote models/manifest.json');
+  process.exit(0);
+}
 /** Prepared data for scoring the shipped models: by default the data the runs were trained on. */
 const dataArg = process.argv.indexOf('--ship-data');
 const shipData = dataArg > 0 ? process.argv[dataArg + 1] : undefined;
@@ -258,7 +265,10 @@ async function writeTopManifest(): Promise<void> {
       .digest('hex');
   const stats = JSON.parse(await readFile(join(models, 'fne', 'stats.json'), 'utf8'));
   const joint: Record<string, unknown> = {};
-  for (const name of ['fne', 'one-layer', 'fne-ja']) {
+  // The first three in the order they always had; a model set added since (another backbone) after them.
+  const first = ['fne', 'one-layer', 'fne-ja'];
+  const others = (await readdir(join(models, 'joint'))).filter((n) => !first.includes(n)).sort();
+  for (const name of [...first, ...others]) {
     const dir = join(models, 'joint', name);
     if (!existsSync(join(dir, 'manifest.json'))) continue;
     const m = JSON.parse(await readFile(join(dir, 'manifest.json'), 'utf8'));
