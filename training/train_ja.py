@@ -119,7 +119,7 @@ def open_japanese(root: str, verify: bool = True) -> Flickr8kData:
 
 
 def shipped_projection(model_dir: str) -> tuple[np.ndarray, dict]:
-    """W [feature_dim, D] float32 exactly as the app computes it (float16 initializer cast to float32)."""
+    """W [feature_dim, D] float32 exactly as the app computes it (float16 cast to float32, or int8 times its scale)."""
     import onnx
     from onnx import numpy_helper
 
@@ -129,6 +129,10 @@ def shipped_projection(model_dir: str) -> tuple[np.ndarray, dict]:
     name = manifest["projectionWeight"]["initializer"]
     (init,) = [i for i in graph.initializer if i.name == name]
     w = numpy_helper.to_array(init).astype(np.float32)
+    scale = manifest["projectionWeight"].get("scale")
+    if scale:  # an int8 export: W = q * scale[column], as Cast -> Mul computes it in float32
+        (s,) = [i for i in graph.initializer if i.name == scale["initializer"]]
+        w = w * numpy_helper.to_array(s).astype(np.float32)[None, :]
     if list(w.shape) != manifest["projectionWeight"]["shape"]:
         raise DataError(f"{model_dir}: projection shape {w.shape}, manifest says {manifest['projectionWeight']['shape']}")
     return w, manifest
