@@ -5,10 +5,9 @@ import { type AddressInfo, connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { defaultLibraryDir, rendererStale } from '../src-main/doors/index.ts';
 import { LOCK_FILE } from '../src-main/engine/library/index.ts';
 import { projectRoot } from '../src-main/engine/paths.ts';
-import { defaultLibraryDir } from '../src-main/server/config.ts';
-import { rendererStale } from '../src-main/server/renderer.ts';
 import { skipNote } from './helpers/shared.ts';
 
 // @ts-expect-error: a plain ES module without types, tested as npm start runs it

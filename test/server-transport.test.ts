@@ -7,15 +7,16 @@ import { join } from 'node:path';
 import { WebSocket } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Events, type Input, type Method, type Output, parseInput } from '../src-main/contract/index.ts';
+import { deferredEngine } from '../src-main/doors/index.ts';
+import type { EngineHost } from '../src-main/engine/api/index.ts';
 import { SagasuError } from '../src-main/engine/errors.ts';
 import { type RunningServer, startServer } from '../src-main/server/app.ts';
-import { type DoorEngine, deferredEngine } from '../src-main/server/engine-host.ts';
 
 /**
  * Transport only (auth, validation, routing, media, events) with a small in-test engine; the behaviour of
  * real calls is tested against the real engine in server-engine.test.ts.
  */
-class TransportEngine implements DoorEngine {
+class TransportEngine implements EngineHost {
   readonly events = new EventEmitter();
   readonly calls: Array<{ method: string; input: unknown; fileExisted?: boolean; bytes?: number }> = [];
 
@@ -40,6 +41,10 @@ class TransportEngine implements DoorEngine {
   async media(imageId: number, kind: 'thumb' | 'full', size?: number) {
     if (imageId !== 1) throw new SagasuError('not-found', `image ${imageId}`, 'no such photo in the library');
     return { bytes: Buffer.from(`${kind}:${size ?? 'none'}`), type: 'image/jpeg' };
+  }
+
+  async whenIdle() {
+    return {} as never;
   }
 
   async close() {}
@@ -331,8 +336,8 @@ describe('local server: upload and events', () => {
 
 describe('local server: while the engine is still opening', () => {
   it('listens at once; calls and event listeners wait for the engine', async () => {
-    let open: (engine: DoorEngine) => void = () => {};
-    const opening = new Promise<DoorEngine>((resolve) => {
+    let open: (engine: EngineHost) => void = () => {};
+    const opening = new Promise<EngineHost>((resolve) => {
       open = resolve;
     });
     const late = new TransportEngine();

@@ -278,7 +278,10 @@ export interface Events {
   'library.changed': { imageIds: number[] | null };
 }
 
-/** What every door holds: the in-process engine and every remote proxy implement this same interface. */
+/**
+ * The contract as an interface: the engine a door holds (EngineHost), the desktop window's bridge (SagasuBridge)
+ * and the renderer's Client each extend it with what only they have.
+ */
 export interface SagasuApi {
   invoke<M extends Method>(method: M, input: Input<M>): Promise<Output<M>>;
   on<E extends keyof Events>(event: E, listener: (payload: Events[E]) => void): () => void;

@@ -1,6 +1,6 @@
 import type { IpcMain, IpcMainInvokeEvent } from 'electron';
 import { type Events, type Method, methods, parseInput, toApiError } from '../contract/index.ts';
-import type { DoorEngine } from '../server/engine-host.ts';
+import type { EngineHost } from '../engine/api/index.ts';
 import { CHANNELS, type EventMessage, type IpcAnswer, isAppUrl } from './bridge.ts';
 
 const EVENTS: Array<keyof Events> = ['index.progress', 'library.changed'];
@@ -13,7 +13,7 @@ export function trustedSender(event: Pick<IpcMainInvokeEvent, 'senderFrame'>): b
 
 /** One call from the renderer: the method must exist and the input must pass its schema before the engine sees it. */
 export async function handleInvoke(
-  engine: Pick<DoorEngine, 'invoke'>,
+  engine: Pick<EngineHost, 'invoke'>,
   event: Pick<IpcMainInvokeEvent, 'senderFrame'>,
   method: unknown,
   input: unknown,
@@ -47,7 +47,7 @@ export interface IpcOptions {
   pickFolder(): Promise<string | null>;
 }
 
-export function registerIpc(ipcMain: Pick<IpcMain, 'handle'>, engine: DoorEngine, options: IpcOptions): void {
+export function registerIpc(ipcMain: Pick<IpcMain, 'handle'>, engine: EngineHost, options: IpcOptions): void {
   ipcMain.handle(CHANNELS.invoke, (event, method: unknown, input: unknown) =>
     handleInvoke(engine, event, method, input),
   );
@@ -56,7 +56,7 @@ export function registerIpc(ipcMain: Pick<IpcMain, 'handle'>, engine: DoorEngine
 
 /** Engine events to the window; returns the function that stops forwarding. */
 export function forwardEvents(
-  engine: Pick<DoorEngine, 'on'>,
+  engine: Pick<EngineHost, 'on'>,
   send: (channel: string, message: EventMessage) => void,
 ): () => void {
   const off = EVENTS.map((event) =>

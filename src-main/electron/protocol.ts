@@ -2,9 +2,9 @@ import { readFile } from 'node:fs/promises';
 import { extname, relative, resolve, sep } from 'node:path';
 import type { Protocol } from 'electron';
 import { type ApiError, toApiError } from '../contract/index.ts';
+import { contentSecurityPolicy, httpStatus } from '../doors/index.ts';
+import type { EngineHost } from '../engine/api/index.ts';
 import { ArgumentError } from '../engine/errors.ts';
-import { contentSecurityPolicy } from '../server/config.ts';
-import { type DoorEngine, httpStatus } from '../server/engine-host.ts';
 import { APP_SCHEME, isAppUrl, MEDIA_SCHEME } from './bridge.ts';
 
 /**
@@ -69,7 +69,7 @@ function refusal(error: ApiError): Response {
   });
 }
 
-export async function mediaResponse(engine: Pick<DoorEngine, 'media'>, url: string): Promise<Response> {
+export async function mediaResponse(engine: Pick<EngineHost, 'media'>, url: string): Promise<Response> {
   try {
     const { kind, imageId, size } = parseMediaUrl(url);
     const media = await engine.media(imageId, kind, size);
@@ -133,7 +133,7 @@ export function registerSchemes(protocol: Pick<Protocol, 'registerSchemesAsPrivi
 
 export function registerProtocols(
   protocol: Pick<Protocol, 'handle'>,
-  engine: Pick<DoorEngine, 'media'>,
+  engine: Pick<EngineHost, 'media'>,
   rendererDir: string,
 ): void {
   protocol.handle(MEDIA_SCHEME, (request) =>

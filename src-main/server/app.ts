@@ -15,11 +15,11 @@ import {
   parseInput,
   toApiError,
 } from '../contract/index.ts';
-import { contentSecurityPolicy } from './config.ts';
-import { type DoorEngine, httpStatus } from './engine-host.ts';
+import { contentSecurityPolicy, httpStatus } from '../doors/index.ts';
+import type { EngineHost } from '../engine/api/index.ts';
 
 export interface ServerOptions {
-  engine: DoorEngine;
+  engine: EngineHost;
   /** The built renderer; when absent the root page says how to build it. */
   rendererDir?: string;
   /** Defaults to a fresh random token per run. */
