@@ -294,6 +294,9 @@ export interface ApiError {
   message: string;
 }
 
+/** What a door answers to one call: errors travel as data, since neither IPC nor HTTP carries a thrown one. */
+export type Answer = { ok: true; result: unknown } | { ok: false; error: ApiError };
+
 /** Validates a call's input against its schema; a refusal is an ArgumentError naming the field and why. */
 export function parseInput<M extends Method>(method: M, input: unknown): ParsedInput<M> {
   const schema = (methods as Record<string, z.ZodType | undefined>)[method];

@@ -4,6 +4,7 @@
  * error. server/ holds only the HTTP server, electron/ only the window.
  */
 export { bootstrapLibrary, DEMO_MARKER } from './bootstrap.ts';
+export { callMethod } from './call.ts';
 export { contentSecurityPolicy, defaultLibraryDir, rendererDir, sampleLibraryDir } from './config.ts';
 export { deferredEngine } from './deferred.ts';
 export { httpStatus } from './http-status.ts';

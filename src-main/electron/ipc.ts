@@ -1,7 +1,8 @@
 import type { IpcMain, IpcMainInvokeEvent } from 'electron';
-import { type Events, type Method, methods, parseInput, toApiError } from '../contract/index.ts';
+import type { Answer, Events } from '../contract/index.ts';
+import { callMethod } from '../doors/index.ts';
 import type { EngineHost } from '../engine/api/index.ts';
-import { CHANNELS, type EventMessage, type IpcAnswer, isAppUrl } from './bridge.ts';
+import { CHANNELS, type EventMessage, isAppUrl } from './bridge.ts';
 
 const EVENTS: Array<keyof Events> = ['index.progress', 'library.changed'];
 
@@ -11,35 +12,20 @@ export function trustedSender(event: Pick<IpcMainInvokeEvent, 'senderFrame'>): b
   return typeof url === 'string' && isAppUrl(url);
 }
 
-/** One call from the renderer: the method must exist and the input must pass its schema before the engine sees it. */
+/** One call from the renderer, answered only when it comes from the app's own page. */
 export async function handleInvoke(
   engine: Pick<EngineHost, 'invoke'>,
   event: Pick<IpcMainInvokeEvent, 'senderFrame'>,
   method: unknown,
   input: unknown,
-): Promise<IpcAnswer> {
+): Promise<Answer> {
   if (!trustedSender(event)) {
     return {
       ok: false,
       error: { code: 'forbidden', subject: 'sender', message: 'calls come from the app only' },
     };
   }
-  if (typeof method !== 'string' || !Object.hasOwn(methods, method)) {
-    return {
-      ok: false,
-      error: {
-        code: 'unknown-method',
-        subject: 'method',
-        message: `there is no method ${JSON.stringify(method)}`,
-      },
-    };
-  }
-  try {
-    parseInput(method as Method, input);
-    return { ok: true, result: await engine.invoke(method as Method, input as never) };
-  } catch (error) {
-    return { ok: false, error: toApiError(error) };
-  }
+  return callMethod(engine, method, input);
 }
 
 export interface IpcOptions {

@@ -7,15 +7,8 @@ import { join } from 'node:path';
 import fastifyStatic from '@fastify/static';
 import fastifyWebsocket from '@fastify/websocket';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import {
-  type ApiError,
-  type Events,
-  type Method,
-  methods,
-  parseInput,
-  toApiError,
-} from '../contract/index.ts';
-import { contentSecurityPolicy, httpStatus } from '../doors/index.ts';
+import { type Answer, type ApiError, type Events, toApiError } from '../contract/index.ts';
+import { callMethod, contentSecurityPolicy, httpStatus } from '../doors/index.ts';
 import type { EngineHost } from '../engine/api/index.ts';
 
 export interface ServerOptions {
@@ -205,21 +198,8 @@ export async function buildServer(options: ServerOptions & { token: string }): P
   );
 
   app.post<{ Params: { method: string } }>('/api/call/:method', async (request, reply) => {
-    const method = request.params.method;
-    if (!Object.hasOwn(methods, method)) {
-      return fail(reply, {
-        code: 'unknown-method',
-        subject: 'method',
-        message: `there is no method ${JSON.stringify(method)}`,
-      });
-    }
-    try {
-      parseInput(method as Method, request.body);
-      const result = await engine.invoke(method as Method, request.body as never);
-      return reply.send({ ok: true, result });
-    } catch (error) {
-      return fail(reply, toApiError(error));
-    }
+    const answer = await callMethod(engine, request.params.method, request.body);
+    return answer.ok ? reply.send(answer) : fail(reply, answer.error);
   });
 
   app.post('/api/similar-upload', { bodyLimit: UPLOAD_LIMIT }, async (request, reply) => {
@@ -237,7 +217,7 @@ export async function buildServer(options: ServerOptions & { token: string }): P
     }
     const subtype = String(request.headers['content-type']).split('/')[1]?.split(/[;+]/)[0] ?? 'img';
     const dir = await mkdtemp(join(tmpdir(), 'sagasu-upload-'));
-    let answer: { ok: true; result: unknown } | { ok: false; error: ApiError };
+    let answer: Answer;
     try {
       const path = join(dir, `upload.${subtype.replace(/[^\w]/g, '') || 'img'}`);
       await writeFile(path, request.body);
