@@ -278,6 +278,12 @@ export interface Events {
   'library.changed': { imageIds: number[] | null };
 }
 
+/** Every event's name, for whatever forwards them all (a door, the engine worker); one left out does not compile. */
+export const EVENT_NAMES = Object.keys({
+  'index.progress': true,
+  'library.changed': true,
+} satisfies Record<keyof Events, true>) as Array<keyof Events>;
+
 /**
  * The contract as an interface: the engine a door holds (EngineHost), the desktop window's bridge (SagasuBridge)
  * and the renderer's Client each extend it with what only they have.

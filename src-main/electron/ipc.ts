@@ -1,10 +1,8 @@
 import type { IpcMain, IpcMainInvokeEvent } from 'electron';
-import type { Answer, Events } from '../contract/index.ts';
+import { type Answer, EVENT_NAMES } from '../contract/index.ts';
 import { callMethod } from '../doors/index.ts';
 import type { EngineHost } from '../engine/api/index.ts';
 import { CHANNELS, type EventMessage, isAppUrl } from './bridge.ts';
-
-const EVENTS: Array<keyof Events> = ['index.progress', 'library.changed'];
 
 /** Only our own page may call: a frame from anywhere else (there should be none) is refused. */
 export function trustedSender(event: Pick<IpcMainInvokeEvent, 'senderFrame'>): boolean {
@@ -45,7 +43,7 @@ export function forwardEvents(
   engine: Pick<EngineHost, 'on'>,
   send: (channel: string, message: EventMessage) => void,
 ): () => void {
-  const off = EVENTS.map((event) =>
+  const off = EVENT_NAMES.map((event) =>
     engine.on(event, (payload) => send(CHANNELS.event, { event, payload } as EventMessage)),
   );
   return () => {

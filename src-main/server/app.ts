@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import fastifyStatic from '@fastify/static';
 import fastifyWebsocket from '@fastify/websocket';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { type Answer, type ApiError, type Events, toApiError } from '../contract/index.ts';
+import { type Answer, type ApiError, EVENT_NAMES, toApiError } from '../contract/index.ts';
 import { callMethod, contentSecurityPolicy, httpStatus } from '../doors/index.ts';
 import type { EngineHost } from '../engine/api/index.ts';
 
@@ -35,8 +35,6 @@ export interface RunningServer {
 /** The only address the server binds: other machines on the network cannot reach it. */
 export const HOST = '127.0.0.1';
 export const UPLOAD_LIMIT = 50 * 1024 * 1024;
-
-const EVENTS: Array<keyof Events> = ['index.progress', 'library.changed'];
 
 /** A browser sends the name it resolved; any other name is a DNS-rebinding page talking to us. */
 const LOCAL_HOST = /^(?:127\.0\.0\.1|localhost)(?::\d{1,5})?$/i;
@@ -265,7 +263,7 @@ export async function buildServer(options: ServerOptions & { token: string }): P
   );
 
   app.get('/api/events', { websocket: true }, (socket) => {
-    const off = EVENTS.map((event) =>
+    const off = EVENT_NAMES.map((event) =>
       engine.on(event, (payload) => {
         if (socket.readyState === socket.OPEN) socket.send(JSON.stringify({ event, payload }));
       }),
