@@ -41,6 +41,44 @@ describe('library folder and Electron detection', () => {
     );
   });
 
+  it('takes an empty or relative XDG_DATA_HOME as unset, as the XDG spec says', () => {
+    for (const XDG_DATA_HOME of ['', 'data'])
+      expect(defaultLibraryDir({ XDG_DATA_HOME }, 'linux', '/home/ann')).toBe(
+        '/home/ann/.local/share/sagasu',
+      );
+    expect(defaultLibraryDir({ SAGASU_LIBRARY_DIR: '', XDG_DATA_HOME: '' }, 'linux', '/home/ann')).toBe(
+      '/home/ann/.local/share/sagasu',
+    );
+  });
+
+  it('sagasu and sagasu serve open the same library when XDG_DATA_HOME is empty', async () => {
+    const home = await tempDir();
+    const cwd = join(home, 'work');
+    await mkdir(cwd);
+    const { SAGASU_LIBRARY_DIR: _, ...inherited } = process.env;
+    const env = { ...inherited, HOME: home, XDG_DATA_HOME: '' };
+    const run = async (args: string[], where = cwd) => {
+      const child = spawn(process.execPath, args, { cwd: where, env, stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      child.stdout.on('data', (chunk) => {
+        out += chunk;
+      });
+      const code = await new Promise((done) => child.on('close', done));
+      // commander wraps long help lines; the path is what matters, not where a line breaks.
+      return { code, out: out.replace(/\s+/g, ' ') };
+    };
+    const expected = join(home, '.local', 'share', 'sagasu');
+    const [status, serve] = await Promise.all([
+      run([join(projectRoot, 'bin', 'sagasu.js'), 'status']),
+      // From the checkout, where `--import tsx` resolves; --help opens nothing.
+      run(['--import', 'tsx', 'src-main/server/main.ts', '--help'], projectRoot),
+    ]);
+    expect(status.code).toBe(0);
+    expect(existsSync(join(expected, 'catalog.db'))).toBe(true);
+    expect(existsSync(join(cwd, 'sagasu'))).toBe(false);
+    expect(serve.out).toContain(`(default: "${expected}")`);
+  });
+
   it('finds the Electron binary only where its installer left one', async () => {
     const dir = await tempDir();
     expect(electronBinary(dir, 'linux')).toBeNull();
