@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseInput } from '../src-main/contract/index.ts';
-import { ArgumentError } from '../src-main/engine/errors.ts';
+import { ArgumentError, ERROR_CODES, exitCode, httpStatus } from '../src-main/engine/errors.ts';
 
 describe('contract: dates', () => {
   const search = (filters: Record<string, unknown>) => parseInput('search', { query: 'a dog', filters });
@@ -29,5 +29,16 @@ describe('contract: dates', () => {
     expect(() => search({ from: '31/02/2024' })).toThrow(
       'search.filters.from: expected a date as YYYY-MM-DD',
     );
+  });
+});
+
+describe('contract: error codes', () => {
+  it('every code has an HTTP status (4xx or 5xx) and a CLI exit code', () => {
+    expect(ERROR_CODES).toContain('model-switched');
+    for (const code of ERROR_CODES) {
+      expect(httpStatus(code), code).toBeGreaterThanOrEqual(400);
+      expect(httpStatus(code), code).toBeLessThan(600);
+      expect(exitCode(code), code).toBe(1);
+    }
   });
 });

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Events, type Input, type Method, type Output, parseInput } from '../src-main/contract/index.ts';
 import { deferredEngine } from '../src-main/doors/index.ts';
 import type { EngineHost } from '../src-main/engine/api/index.ts';
-import { SagasuError } from '../src-main/engine/errors.ts';
+import { ERROR_CODES, type ErrorCode, httpStatus, SagasuError } from '../src-main/engine/errors.ts';
 import { type RunningServer, startServer } from '../src-main/server/app.ts';
 
 /**
@@ -28,6 +28,9 @@ class TransportEngine implements EngineHost {
       call.bytes = (await readFile(parsed.path)).length;
     }
     this.calls.push(call);
+    // A folder named for an error code: the engine fails with that code, so a test can see what the door answers.
+    if (method === 'roots.add' && String(parsed.path).startsWith('fail:'))
+      throw new SagasuError(String(parsed.path).slice(5) as ErrorCode, 'roots.add', 'failed as asked');
     if (method === 'image.get' && parsed.imageId !== 1)
       throw new SagasuError('not-found', `image ${parsed.imageId}`, 'no such photo in the library');
     return { echo: parsed } as unknown as Output<M>;
@@ -233,6 +236,24 @@ describe('local server: calls', () => {
     const res = await call('image.get', { imageId: 999 });
     expect(res.status).toBe(404);
     expect(await res.json()).toMatchObject({ ok: false, error: { code: 'not-found', subject: 'image 999' } });
+  });
+
+  it('answers every error code with its own status, the code and the reason', async () => {
+    const answers = await Promise.all(
+      ERROR_CODES.map(async (code) => {
+        const res = await call('roots.add', { path: `fail:${code}` });
+        const body = (await res.json()) as { error: { code: string; message: string } };
+        return { code, status: res.status, answered: body.error.code, message: body.error.message };
+      }),
+    );
+    for (const { code, status, answered, message } of answers) {
+      expect(status, code).toBe(httpStatus(code));
+      expect(answered).toBe(code);
+      expect(message).toBe('roots.add: failed as asked');
+    }
+    // A search that straddles a model-set swap is worth retrying, not a bad request.
+    expect(answers.find((a) => a.code === 'model-switched')?.status).toBe(409);
+    expect(answers.find((a) => a.code === 'cannot-write')?.status).toBe(500);
   });
 });
 

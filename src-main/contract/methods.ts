@@ -1,5 +1,7 @@
 import { z } from 'zod';
-import { ArgumentError, SagasuError } from '../engine/errors.ts';
+import { ArgumentError, type ErrorCode, SagasuError } from '../engine/errors.ts';
+
+export { ERROR_CODES, type ErrorCode } from '../engine/errors.ts';
 
 /**
  * The one contract every door calls (CLI, HTTP server, Electron IPC). Inputs are validated HERE, once, with
@@ -295,7 +297,7 @@ export interface SagasuApi {
 
 /** The error every door returns for a refused or failed call: stable code, the argument or file, a reason. */
 export interface ApiError {
-  code: string;
+  code: ErrorCode;
   subject: string;
   message: string;
 }

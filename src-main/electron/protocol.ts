@@ -2,9 +2,9 @@ import { readFile } from 'node:fs/promises';
 import { extname, relative, resolve, sep } from 'node:path';
 import type { Protocol } from 'electron';
 import { type ApiError, toApiError } from '../contract/index.ts';
-import { contentSecurityPolicy, httpStatus } from '../doors/index.ts';
+import { contentSecurityPolicy } from '../doors/index.ts';
 import type { EngineHost } from '../engine/api/index.ts';
-import { ArgumentError } from '../engine/errors.ts';
+import { ArgumentError, httpStatus } from '../engine/errors.ts';
 import { APP_SCHEME, isAppUrl, MEDIA_SCHEME } from './bridge.ts';
 
 /**
@@ -64,7 +64,7 @@ export function parseMediaUrl(url: string): MediaRequest {
 
 function refusal(error: ApiError): Response {
   return new Response(JSON.stringify({ ok: false, error }), {
-    status: httpStatus(error),
+    status: httpStatus(error.code),
     headers: { 'content-type': 'application/json' },
   });
 }

@@ -8,8 +8,9 @@ import fastifyStatic from '@fastify/static';
 import fastifyWebsocket from '@fastify/websocket';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { type Answer, type ApiError, EVENT_NAMES, toApiError } from '../contract/index.ts';
-import { callMethod, contentSecurityPolicy, httpStatus } from '../doors/index.ts';
+import { callMethod, contentSecurityPolicy } from '../doors/index.ts';
 import type { EngineHost } from '../engine/api/index.ts';
+import { type ErrorCode, httpStatus } from '../engine/errors.ts';
 
 export interface ServerOptions {
   engine: EngineHost;
@@ -44,7 +45,7 @@ export function newToken(): string {
 }
 
 function fail(reply: FastifyReply, error: ApiError): FastifyReply {
-  return reply.code(httpStatus(error)).send({ ok: false, error });
+  return reply.code(httpStatus(error.code)).send({ ok: false, error });
 }
 
 function sameToken(given: string | undefined, token: string): boolean {
@@ -175,7 +176,7 @@ export async function buildServer(options: ServerOptions & { token: string }): P
 
   app.setErrorHandler((error: Error & { statusCode?: number; code?: string }, _request, reply) => {
     const status = error.statusCode ?? 500;
-    const code =
+    const code: ErrorCode =
       status === 413
         ? 'too-large'
         : status === 415
