@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { parseInput } from '../src-main/contract/index.ts';
+import {
+  FILE_TYPES,
+  PHOTO_EXTENSIONS,
+  parseInput,
+  photoMime,
+  photoType,
+} from '../src-main/contract/index.ts';
 import { ArgumentError, ERROR_CODES, exitCode, httpStatus } from '../src-main/engine/errors.ts';
 
 describe('contract: dates', () => {
@@ -40,5 +46,21 @@ describe('contract: error codes', () => {
       expect(httpStatus(code), code).toBeLessThan(600);
       expect(exitCode(code), code).toBe(1);
     }
+  });
+});
+
+describe('contract: photo files', () => {
+  it('knows every photo extension with its type and MIME type, .jpe and .heif too', () => {
+    expect(photoMime('/photos/scan.jpe')).toBe('image/jpeg');
+    expect(photoMime('C:\\photos\\IMG_0001.HEIF')).toBe('image/heif');
+    expect(photoMime('/photos/IMG_0002.heic')).toBe('image/heic');
+    expect(photoType('/photos/scan.JPE')).toBe('jpeg');
+    expect(photoType('/photos/IMG_0001.heif')).toBe('heic');
+    for (const name of ['/photos/notes.txt', '/photos/.jpg', '/photos.jpg/readme', 'jpg']) {
+      expect(photoType(name), name).toBeNull();
+      expect(photoMime(name), name).toBeNull();
+    }
+    for (const extension of PHOTO_EXTENSIONS.keys()) expect(photoMime(`a${extension}`)).toMatch(/^image\//);
+    expect(new Set(PHOTO_EXTENSIONS.values())).toEqual(new Set(FILE_TYPES));
   });
 });

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ArgumentError, type ErrorCode, SagasuError } from '../engine/errors.ts';
+import { FILE_TYPES, type FileType } from './photo-files.ts';
 
 export { ERROR_CODES, type ErrorCode } from '../engine/errors.ts';
 
@@ -22,9 +23,6 @@ function isCalendarDay(text: string): boolean {
   date.setUTCFullYear(y, m - 1, d);
   return date.getUTCFullYear() === y && date.getUTCMonth() === m - 1 && date.getUTCDate() === d;
 }
-
-export const FILE_TYPES = ['jpeg', 'png', 'webp', 'tiff', 'gif', 'avif', 'heic'] as const;
-export type FileType = (typeof FILE_TYPES)[number];
 
 export const LANGS = ['auto', 'en', 'ja'] as const;
 
