@@ -5,70 +5,33 @@
  * that is not there; 409: the library's state refuses it for now (held by another process, a model-set
  * swap, a photo not indexed yet); 500: a broken installation, model, data set or disk.
  */
-const HTTP_STATUS = {
-  // Refused input.
-  'invalid-argument': 400,
-  'permission-denied': 400,
-  'not-a-file': 400,
-  'empty-file': 400,
-  'unsupported-format': 400,
-  corrupt: 400,
-  'too-many-pixels': 400,
-  'sidecar-refused': 400,
-  'no-encoder': 400,
-  'nothing-to-rank': 400,
-  // What the doors themselves refuse.
-  unauthorized: 401,
-  forbidden: 403,
-  'unknown-method': 404,
-  'too-large': 413,
-  'unsupported-media-type': 415,
-  // Not there.
-  'not-found': 404,
-  'photo-missing': 404,
-  // The library's state, for now.
-  'library-locked': 409,
-  'model-switched': 409,
-  'not-indexed': 409,
-  // The installation, a model, the data, the disk.
-  internal: 500,
-  missing: 500,
-  'sha256-mismatch': 500,
-  'download-failed': 500,
-  'invalid-model': 500,
-  'unsupported-op': 500,
-  'no-model': 500,
-  'no-statistics': 500,
-  'stats-mismatch': 500,
-  'invalid-vocabulary': 500,
-  'invalid-word-vectors': 500,
-  'missing-dictionary': 500,
-  'lexicon-missing': 500,
-  'lexicon-damaged': 500,
-  'caption-bank': 500,
-  'native-module': 500,
-  'native-build': 500,
-  'exiftool-missing': 500,
-  'unsupported-platform': 500,
-  'missing-dataset': 500,
-  'dataset-damaged': 500,
-  'missing-data': 500,
-  'data-damaged': 500,
-  'cache-changed': 500,
-  'catalog-invalid': 500,
-  'index-save-failed': 500,
-  'library-read-only': 500,
-  'read-failed': 500,
-  'write-failed': 500,
-  'cannot-write': 500,
-} as const satisfies Record<string, 400 | 401 | 403 | 404 | 409 | 413 | 415 | 500>;
+const STATUSES = [
+  [400, ['invalid-argument', 'permission-denied', 'not-a-file', 'empty-file', 'unsupported-format']],
+  [400, ['corrupt', 'too-many-pixels', 'sidecar-refused', 'no-encoder', 'nothing-to-rank']],
+  [401, ['unauthorized']],
+  [403, ['forbidden']],
+  [404, ['not-found', 'photo-missing', 'unknown-method']],
+  [409, ['library-locked', 'model-switched', 'not-indexed']],
+  [413, ['too-large']],
+  [415, ['unsupported-media-type']],
+  [500, ['internal', 'missing', 'sha256-mismatch', 'download-failed', 'invalid-model', 'unsupported-op']],
+  [500, ['no-model', 'no-statistics', 'stats-mismatch', 'invalid-vocabulary', 'invalid-word-vectors']],
+  [500, ['missing-dictionary', 'lexicon-missing', 'lexicon-damaged', 'caption-bank', 'native-module']],
+  [500, ['native-build', 'exiftool-missing', 'unsupported-platform', 'missing-dataset', 'dataset-damaged']],
+  [500, ['missing-data', 'data-damaged', 'cache-changed', 'catalog-invalid', 'index-save-failed']],
+  [500, ['library-read-only', 'read-failed', 'write-failed', 'cannot-write']],
+] as const;
 
-export type ErrorCode = keyof typeof HTTP_STATUS;
+export type ErrorCode = (typeof STATUSES)[number][1][number];
 
-export const ERROR_CODES = Object.keys(HTTP_STATUS) as ErrorCode[];
+const STATUS = new Map<string, number>(
+  STATUSES.flatMap(([status, codes]) => codes.map((code) => [code, status])),
+);
+
+export const ERROR_CODES = [...STATUS.keys()] as ErrorCode[];
 
 export function httpStatus(code: ErrorCode): number {
-  return HTTP_STATUS[code];
+  return STATUS.get(code) as number;
 }
 
 /**

@@ -9,16 +9,6 @@ import { indexedImage } from './catalogue.ts';
 
 const THUMB_SIZES = [128, 256, 512, 1024] as const;
 
-/** What media may serve, by the format sharp reads from the bytes (AVIF and HEIC are both HEIF to it). */
-const SERVED_FORMATS: Record<string, string> = {
-  jpeg: 'image/jpeg',
-  png: 'image/png',
-  webp: 'image/webp',
-  gif: 'image/gif',
-  tiff: 'image/tiff',
-  heif: 'image/heif',
-};
-
 /**
  * A photo media may show: one that decoded when it was indexed and is still a photo file inside its library
  * folder. A file that never decoded (a link to a text file named .jpg) is not served.
@@ -49,7 +39,9 @@ async function photoBytes(path: string): Promise<{ bytes: Buffer; type: string }
     .metadata()
     .then((m) => m.format as string)
     .catch(() => '');
-  const served = SERVED_FORMATS[format];
+  // By the format sharp reads from the bytes, which it names like a photo extension (AVIF and HEIC are both
+  // heif to it); svg, pdf and the like are no photo.
+  const served = photoMime(`photo.${format}`);
   if (!served)
     throw new ImageError(
       'unsupported-format',
