@@ -19,11 +19,6 @@ const PHOTO_FILES = {
 export const FILE_TYPES = ['jpeg', 'png', 'webp', 'tiff', 'gif', 'avif', 'heic'] as const;
 export type FileType = (typeof FILE_TYPES)[number];
 
-/** The photo extensions the walker picks up, and the type each suggests. */
-export const PHOTO_EXTENSIONS: ReadonlyMap<string, FileType> = new Map(
-  Object.entries(PHOTO_FILES).map(([extension, [type]]) => [extension, type]),
-);
-
 /** `.jpg` for "a/b.JPG"; '' when the name has none. path.extname, without node:path. */
 function extension(path: string): string {
   const name = path.slice(Math.max(path.lastIndexOf('/'), path.lastIndexOf('\\')) + 1);
@@ -31,11 +26,13 @@ function extension(path: string): string {
   return dot > 0 ? name.slice(dot).toLowerCase() : '';
 }
 
+const entry = (path: string) => (PHOTO_FILES as Record<string, readonly [FileType, string]>)[extension(path)];
+
+/** The type a photo file's name suggests (the walker picks up only these); null for any other file. */
 export function photoType(path: string): FileType | null {
-  return PHOTO_EXTENSIONS.get(extension(path)) ?? null;
+  return entry(path)?.[0] ?? null;
 }
 
 export function photoMime(path: string): string | null {
-  const entry = (PHOTO_FILES as Record<string, readonly [FileType, string]>)[extension(path)];
-  return entry?.[1] ?? null;
+  return entry(path)?.[1] ?? null;
 }

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { extname, relative, resolve, sep } from 'node:path';
 import type { Protocol } from 'electron';
-import { type ApiError, toApiError } from '../contract/index.ts';
+import { type ApiError, photoMime, toApiError } from '../contract/index.ts';
 import { contentSecurityPolicy } from '../doors/index.ts';
 import type { EngineHost } from '../engine/api/index.ts';
 import { ArgumentError, httpStatus } from '../engine/errors.ts';
@@ -26,9 +26,6 @@ const TYPES: Record<string, string> = {
   '.css': 'text/css; charset=utf-8',
   '.json': 'application/json',
   '.svg': 'image/svg+xml',
-  '.png': 'image/png',
-  '.jpg': 'image/jpeg',
-  '.webp': 'image/webp',
   '.ico': 'image/x-icon',
   '.woff2': 'font/woff2',
   '.woff': 'font/woff',
@@ -117,7 +114,7 @@ export async function appFileResponse(rendererDir: string, url: string): Promise
   }
   try {
     const bytes = await readFile(file);
-    const type = TYPES[extname(file).toLowerCase()] ?? 'application/octet-stream';
+    const type = TYPES[extname(file).toLowerCase()] ?? photoMime(file) ?? 'application/octet-stream';
     const headers: Record<string, string> = { 'content-type': type, 'x-content-type-options': 'nosniff' };
     if (type.startsWith('text/html')) headers['content-security-policy'] = WINDOW_CSP;
     return new Response(new Uint8Array(bytes), { status: 200, headers });

@@ -37,6 +37,13 @@ export interface RunningServer {
 export const HOST = '127.0.0.1';
 export const UPLOAD_LIMIT = 50 * 1024 * 1024;
 
+/** What fastify refuses before a route runs, all about the request body. */
+const BODY_ERRORS: Partial<Record<number, ErrorCode>> = {
+  400: 'invalid-argument',
+  413: 'too-large',
+  415: 'unsupported-media-type',
+};
+
 /** A browser sends the name it resolved; any other name is a DNS-rebinding page talking to us. */
 const LOCAL_HOST = /^(?:127\.0\.0\.1|localhost)(?::\d{1,5})?$/i;
 
@@ -176,15 +183,8 @@ export async function buildServer(options: ServerOptions & { token: string }): P
 
   app.setErrorHandler((error: Error & { statusCode?: number; code?: string }, _request, reply) => {
     const status = error.statusCode ?? 500;
-    const code: ErrorCode =
-      status === 413
-        ? 'too-large'
-        : status === 415
-          ? 'unsupported-media-type'
-          : status === 400
-            ? 'invalid-argument'
-            : 'internal';
-    const subject = status === 413 || status === 415 || status === 400 ? 'body' : 'sagasu';
+    const code = BODY_ERRORS[status] ?? 'internal';
+    const subject = code === 'internal' ? 'sagasu' : 'body';
     const message =
       status === 415
         ? 'send the input as application/json (or an image/* body to /api/similar-upload)'
