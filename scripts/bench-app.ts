@@ -1,9 +1,9 @@
 import { cpus, totalmem } from 'node:os';
 import type { Page } from 'playwright-core';
 import type { Hit, Input, Method, Output, SearchPage } from '../src-main/contract/index.ts';
+import { rendererDir } from '../src-main/doors/index.ts';
+import type { EngineHost } from '../src-main/engine/api/index.ts';
 import { startServer } from '../src-main/server/app.ts';
-import { rendererDir } from '../src-main/server/config.ts';
-import type { DoorEngine } from '../src-main/server/engine-host.ts';
 import {
   browserSkipNote,
   CHROMIUM,
@@ -137,7 +137,7 @@ function scrollThrough(page: Page, step: number, total: number, maxFrames = Infi
  * The engine, with every search and similar answered by repeating its own ranked hits up to `total` under
  * distinct ids (id n → the real photo at n mod hits); media and everything else pass through.
  */
-function repeating(engine: DoorEngine, total: number): DoorEngine {
+function repeating(engine: EngineHost, total: number): EngineHost {
   const cache = new Map<string, Hit[]>();
   const realId = new Map<number, number>();
   const base = async (query: string): Promise<Hit[]> => {
@@ -166,6 +166,7 @@ function repeating(engine: DoorEngine, total: number): DoorEngine {
     },
     on: (event, listener) => engine.on(event, listener),
     media: (imageId, kind, size) => engine.media(realId.get(imageId) ?? imageId, kind, size),
+    whenIdle: () => engine.whenIdle(),
     close: async () => {},
   };
 }
@@ -198,7 +199,7 @@ async function main() {
   await page.getByTestId('search-input').fill(firstQuery);
   await firstResults(page, firstQuery);
   const tFirst = performance.now();
-  await (app.engine as DoorEngine & { whenIdle(): Promise<unknown> }).whenIdle();
+  await app.engine.whenIdle();
   const tIndexed = performance.now();
   const status = await app.engine.invoke('status', {});
 

@@ -11,9 +11,9 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { Command } from 'commander';
+import { sampleLibraryDir } from '../src-main/doors/index.ts';
 import { Engine } from '../src-main/engine/api/index.ts';
 import { projectRoot } from '../src-main/engine/paths.ts';
-import { sampleLibraryDir } from '../src-main/server/config.ts';
 
 const options = new Command()
   .option('--library <dir>', 'library folder to use (default: a fresh temporary one, indexed from the demo)')

@@ -88,7 +88,7 @@ async function evaluate(dirs: string[], data?: string): Promise<Report[]> {
     'npx',
     [
       'tsx',
-      'src-main/cli/eval.ts',
+      'src-main/cli/models-eval.ts',
       '--split',
       'test',
       '--json',

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { parseInput } from '../src-main/contract/index.ts';
-import { ArgumentError } from '../src-main/engine/errors.ts';
+import { FILE_TYPES, parseInput, photoMime, photoType } from '../src-main/contract/index.ts';
+import { ArgumentError, ERROR_CODES, exitCode, httpStatus } from '../src-main/engine/errors.ts';
 
 describe('contract: dates', () => {
   const search = (filters: Record<string, unknown>) => parseInput('search', { query: 'a dog', filters });
@@ -29,5 +29,33 @@ describe('contract: dates', () => {
     expect(() => search({ from: '31/02/2024' })).toThrow(
       'search.filters.from: expected a date as YYYY-MM-DD',
     );
+  });
+});
+
+describe('contract: error codes', () => {
+  it('every code has an HTTP status (4xx or 5xx) and a CLI exit code', () => {
+    expect(ERROR_CODES).toContain('model-switched');
+    for (const code of ERROR_CODES) {
+      expect(httpStatus(code), code).toBeGreaterThanOrEqual(400);
+      expect(httpStatus(code), code).toBeLessThan(600);
+      expect(exitCode(code), code).toBe(1);
+    }
+  });
+});
+
+describe('contract: photo files', () => {
+  it('knows every photo extension with its type and MIME type, .jpe and .heif too', () => {
+    expect(photoMime('/photos/scan.jpe')).toBe('image/jpeg');
+    expect(photoMime('C:\\photos\\IMG_0001.HEIF')).toBe('image/heif');
+    expect(photoMime('/photos/IMG_0002.heic')).toBe('image/heic');
+    expect(photoType('/photos/scan.JPE')).toBe('jpeg');
+    expect(photoType('/photos/IMG_0001.heif')).toBe('heic');
+    for (const name of ['/photos/notes.txt', '/photos/.jpg', '/photos.jpg/readme', 'jpg']) {
+      expect(photoType(name), name).toBeNull();
+      expect(photoMime(name), name).toBeNull();
+    }
+    const extensions = ['.jpg', '.jpeg', '.png', '.webp', '.tif', '.tiff', '.gif', '.avif', '.heic'];
+    for (const extension of extensions) expect(photoMime(`a${extension}`)).toMatch(/^image\//);
+    expect(new Set(extensions.map((extension) => photoType(`a${extension}`)))).toEqual(new Set(FILE_TYPES));
   });
 });

@@ -117,7 +117,7 @@ vi.mock('../src-main/electron/build.ts', () => ({
   preloadStale: () => true,
   buildPreload: async () => '/built/preload.cjs',
 }));
-vi.mock('../src-main/server/renderer.ts', () => ({ ensureRenderer: () => {} }));
+vi.mock('../src-main/doors/renderer.ts', () => ({ ensureRenderer: () => {} }));
 
 let root: string;
 let library: string;

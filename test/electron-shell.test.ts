@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { parseInput } from '../src-main/contract/index.ts';
+import type { EngineHost } from '../src-main/engine/api/index.ts';
 import { SagasuError } from '../src-main/engine/errors.ts';
-import type { DoorEngine } from '../src-main/server/engine-host.ts';
 
 /**
  * The Electron binary cannot be downloaded here, so the main-process code runs against a recorded `electron`:
@@ -80,7 +80,7 @@ type Contents = {
 const appFrame = { senderFrame: { url: APP_ENTRY } } as never;
 
 /** Validates like the real engine and records what reached it: transport only. */
-function recordingEngine(): DoorEngine & {
+function recordingEngine(): EngineHost & {
   calls: Array<{ method: string; input: unknown }>;
   listeners: Map<string, (payload: unknown) => void>;
 } {
@@ -104,6 +104,7 @@ function recordingEngine(): DoorEngine & {
         throw new SagasuError('not-found', `image ${imageId}`, 'no such photo in the library');
       return { bytes: Buffer.from(`${kind}-${size ?? 'full'}`), type: 'image/jpeg' };
     },
+    whenIdle: async () => ({}) as never,
     async close() {},
   };
 }
@@ -214,7 +215,7 @@ describe('electron window', () => {
 });
 
 describe('electron IPC', () => {
-  it('refuses input that fails the contract, naming the field, before the engine sees it', async () => {
+  it('refuses input that fails the contract, naming the field', async () => {
     const engine = recordingEngine();
     const cases: Array<[string, unknown, string]> = [
       ['search', { query: 5 }, 'search.query'],
@@ -427,7 +428,7 @@ describe('electron preload bundle', () => {
   });
 });
 
-const { rendererDir } = await import('../src-main/server/config.ts');
+const { rendererDir } = await import('../src-main/doors/index.ts');
 const builtRenderer = existsSync(join(rendererDir, 'index.html'))
   ? ''
   : ' [skipped: the renderer is not built; npm run build:renderer]';

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sampleLibraryDir } from '../src-main/doors/index.ts';
 import { Engine } from '../src-main/engine/api/engine.ts';
 import { imagenetClassProbs } from '../src-main/engine/cnn/index.ts';
 import { ConceptLexicon, conceptScore } from '../src-main/engine/concepts/index.ts';
@@ -21,7 +22,6 @@ import {
 } from '../src-main/engine/fusion/index.ts';
 import { CATALOG_FILE, Library } from '../src-main/engine/library/index.ts';
 import { modelsDir } from '../src-main/engine/paths.ts';
-import { sampleLibraryDir } from '../src-main/server/config.ts';
 import { skipNote } from './helpers/shared.ts';
 
 /**

@@ -6,9 +6,9 @@ import { basename, join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SearchPage } from '../src-main/contract/index.ts';
+import { sampleLibraryDir } from '../src-main/doors/index.ts';
 import { bindingPath } from '../src-main/engine/library/index.ts';
 import { projectRoot } from '../src-main/engine/paths.ts';
-import { sampleLibraryDir } from '../src-main/server/config.ts';
 import { skipNote } from './helpers/shared.ts';
 
 /**

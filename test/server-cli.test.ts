@@ -5,10 +5,9 @@ import { type AddressInfo, connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { defaultLibraryDir, rendererStale } from '../src-main/doors/index.ts';
 import { LOCK_FILE } from '../src-main/engine/library/index.ts';
 import { projectRoot } from '../src-main/engine/paths.ts';
-import { defaultLibraryDir } from '../src-main/server/config.ts';
-import { rendererStale } from '../src-main/server/renderer.ts';
 import { skipNote } from './helpers/shared.ts';
 
 // @ts-expect-error: a plain ES module without types, tested as npm start runs it
@@ -40,6 +39,44 @@ describe('library folder and Electron detection', () => {
     expect(defaultLibraryDir({ SAGASU_LIBRARY_DIR: '/srv/photos-lib' }, 'linux', '/home/ann')).toBe(
       '/srv/photos-lib',
     );
+  });
+
+  it('takes an empty or relative XDG_DATA_HOME as unset, as the XDG spec says', () => {
+    for (const XDG_DATA_HOME of ['', 'data'])
+      expect(defaultLibraryDir({ XDG_DATA_HOME }, 'linux', '/home/ann')).toBe(
+        '/home/ann/.local/share/sagasu',
+      );
+    expect(defaultLibraryDir({ SAGASU_LIBRARY_DIR: '', XDG_DATA_HOME: '' }, 'linux', '/home/ann')).toBe(
+      '/home/ann/.local/share/sagasu',
+    );
+  });
+
+  it('sagasu and sagasu serve open the same library when XDG_DATA_HOME is empty', async () => {
+    const home = await tempDir();
+    const cwd = join(home, 'work');
+    await mkdir(cwd);
+    const { SAGASU_LIBRARY_DIR: _, ...inherited } = process.env;
+    const env = { ...inherited, HOME: home, XDG_DATA_HOME: '' };
+    const run = async (args: string[], where = cwd) => {
+      const child = spawn(process.execPath, args, { cwd: where, env, stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      child.stdout.on('data', (chunk) => {
+        out += chunk;
+      });
+      const code = await new Promise((done) => child.on('close', done));
+      // commander wraps long help lines; the path is what matters, not where a line breaks.
+      return { code, out: out.replace(/\s+/g, ' ') };
+    };
+    const expected = join(home, '.local', 'share', 'sagasu');
+    const [status, serve] = await Promise.all([
+      run([join(projectRoot, 'bin', 'sagasu.js'), 'status']),
+      // From the checkout, where `--import tsx` resolves; --help opens nothing.
+      run(['--import', 'tsx', 'src-main/server/main.ts', '--help'], projectRoot),
+    ]);
+    expect(status.code).toBe(0);
+    expect(existsSync(join(expected, 'catalog.db'))).toBe(true);
+    expect(existsSync(join(cwd, 'sagasu'))).toBe(false);
+    expect(serve.out).toContain(`(default: "${expected}")`);
   });
 
   it('finds the Electron binary only where its installer left one', async () => {

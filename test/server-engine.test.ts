@@ -6,10 +6,9 @@ import sharp from 'sharp';
 import { WebSocket } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { IndexProgress, SearchPage, Status } from '../src-main/contract/index.ts';
+import { bootstrapLibrary, DEMO_MARKER, sampleLibraryDir } from '../src-main/doors/index.ts';
 import { type EngineHost, openEngineWorker } from '../src-main/engine/api/index.ts';
 import { type RunningServer, startServer } from '../src-main/server/app.ts';
-import { bootstrapLibrary, DEMO_MARKER } from '../src-main/server/bootstrap.ts';
-import { sampleLibraryDir } from '../src-main/server/config.ts';
 import { skipNote } from './helpers/shared.ts';
 
 /**

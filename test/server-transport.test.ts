@@ -7,15 +7,16 @@ import { join } from 'node:path';
 import { WebSocket } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Events, type Input, type Method, type Output, parseInput } from '../src-main/contract/index.ts';
-import { SagasuError } from '../src-main/engine/errors.ts';
+import { deferredEngine } from '../src-main/doors/index.ts';
+import type { EngineHost } from '../src-main/engine/api/index.ts';
+import { ERROR_CODES, type ErrorCode, httpStatus, SagasuError } from '../src-main/engine/errors.ts';
 import { type RunningServer, startServer } from '../src-main/server/app.ts';
-import { type DoorEngine, deferredEngine } from '../src-main/server/engine-host.ts';
 
 /**
  * Transport only (auth, validation, routing, media, events) with a small in-test engine; the behaviour of
  * real calls is tested against the real engine in server-engine.test.ts.
  */
-class TransportEngine implements DoorEngine {
+class TransportEngine implements EngineHost {
   readonly events = new EventEmitter();
   readonly calls: Array<{ method: string; input: unknown; fileExisted?: boolean; bytes?: number }> = [];
 
@@ -27,6 +28,9 @@ class TransportEngine implements DoorEngine {
       call.bytes = (await readFile(parsed.path)).length;
     }
     this.calls.push(call);
+    // A folder named for an error code: the engine fails with that code, so a test can see what the door answers.
+    if (method === 'roots.add' && String(parsed.path).startsWith('fail:'))
+      throw new SagasuError(String(parsed.path).slice(5) as ErrorCode, 'roots.add', 'failed as asked');
     if (method === 'image.get' && parsed.imageId !== 1)
       throw new SagasuError('not-found', `image ${parsed.imageId}`, 'no such photo in the library');
     return { echo: parsed } as unknown as Output<M>;
@@ -40,6 +44,10 @@ class TransportEngine implements DoorEngine {
   async media(imageId: number, kind: 'thumb' | 'full', size?: number) {
     if (imageId !== 1) throw new SagasuError('not-found', `image ${imageId}`, 'no such photo in the library');
     return { bytes: Buffer.from(`${kind}:${size ?? 'none'}`), type: 'image/jpeg' };
+  }
+
+  async whenIdle() {
+    return {} as never;
   }
 
   async close() {}
@@ -229,6 +237,24 @@ describe('local server: calls', () => {
     expect(res.status).toBe(404);
     expect(await res.json()).toMatchObject({ ok: false, error: { code: 'not-found', subject: 'image 999' } });
   });
+
+  it('answers every error code with its own status, the code and the reason', async () => {
+    const answers = await Promise.all(
+      ERROR_CODES.map(async (code) => {
+        const res = await call('roots.add', { path: `fail:${code}` });
+        const body = (await res.json()) as { error: { code: string; message: string } };
+        return { code, status: res.status, answered: body.error.code, message: body.error.message };
+      }),
+    );
+    for (const { code, status, answered, message } of answers) {
+      expect(status, code).toBe(httpStatus(code));
+      expect(answered).toBe(code);
+      expect(message).toBe('roots.add: failed as asked');
+    }
+    // A search that straddles a model-set swap is worth retrying, not a bad request.
+    expect(answers.find((a) => a.code === 'model-switched')?.status).toBe(409);
+    expect(answers.find((a) => a.code === 'cannot-write')?.status).toBe(500);
+  });
 });
 
 describe('local server: media', () => {
@@ -331,8 +357,8 @@ describe('local server: upload and events', () => {
 
 describe('local server: while the engine is still opening', () => {
   it('listens at once; calls and event listeners wait for the engine', async () => {
-    let open: (engine: DoorEngine) => void = () => {};
-    const opening = new Promise<DoorEngine>((resolve) => {
+    let open: (engine: EngineHost) => void = () => {};
+    const opening = new Promise<EngineHost>((resolve) => {
       open = resolve;
     });
     const late = new TransportEngine();

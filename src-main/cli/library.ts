@@ -13,10 +13,10 @@ import {
   type Status,
   type Tag,
 } from '../contract/index.ts';
+import { defaultLibraryDir } from '../doors/index.ts';
 import { type EngineHost, openEngine, readOnlyStatus } from '../engine/api/index.ts';
 import { ArgumentError, SagasuError } from '../engine/errors.ts';
 import { writeError } from '../engine/files.ts';
-import { defaultLibraryDir } from '../engine/paths.ts';
 
 interface Common {
   library?: string;

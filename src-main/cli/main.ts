@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { registerEval } from './eval-command.ts';
+import { registerEval } from './eval.ts';
 import { registerFeatures } from './features.ts';
 import { registerLibrary } from './library.ts';
 import { runCommand } from './run.ts';

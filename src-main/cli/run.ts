@@ -1,8 +1,8 @@
-import { SagasuError } from '../engine/errors.ts';
+import { exitCode, SagasuError } from '../engine/errors.ts';
 
 /**
  * Runs a command body: a SagasuError (bad file, bad argument, missing model) becomes one line on stderr
- * naming the command and exit code 1; anything else is a bug and keeps its stack trace.
+ * naming the command and its exit code (exitCode); anything else is a bug and keeps its stack trace.
  */
 export async function runCommand(name: string, body: () => Promise<void>): Promise<void> {
   try {
@@ -10,6 +10,6 @@ export async function runCommand(name: string, body: () => Promise<void>): Promi
   } catch (error) {
     if (!(error instanceof SagasuError)) throw error;
     console.error(`${name}: ${error.message}`);
-    process.exitCode = 1;
+    process.exitCode = exitCode(error.code);
   }
 }

@@ -4,3 +4,4 @@
  */
 export * from './bridge.ts';
 export * from './methods.ts';
+export * from './photo-files.ts';

@@ -1,5 +1,8 @@
 import { z } from 'zod';
-import { ArgumentError, SagasuError } from '../engine/errors.ts';
+import { ArgumentError, type ErrorCode, SagasuError } from '../engine/errors.ts';
+import { FILE_TYPES, type FileType } from './photo-files.ts';
+
+export { ERROR_CODES, type ErrorCode } from '../engine/errors.ts';
 
 /**
  * The one contract every door calls (CLI, HTTP server, Electron IPC). Inputs are validated HERE, once, with
@@ -20,9 +23,6 @@ function isCalendarDay(text: string): boolean {
   date.setUTCFullYear(y, m - 1, d);
   return date.getUTCFullYear() === y && date.getUTCMonth() === m - 1 && date.getUTCDate() === d;
 }
-
-export const FILE_TYPES = ['jpeg', 'png', 'webp', 'tiff', 'gif', 'avif', 'heic'] as const;
-export type FileType = (typeof FILE_TYPES)[number];
 
 export const LANGS = ['auto', 'en', 'ja'] as const;
 
@@ -278,7 +278,16 @@ export interface Events {
   'library.changed': { imageIds: number[] | null };
 }
 
-/** What every door holds: the in-process engine and every remote proxy implement this same interface. */
+/** Every event's name, for whatever forwards them all (a door, the engine worker); one left out does not compile. */
+export const EVENT_NAMES = Object.keys({
+  'index.progress': true,
+  'library.changed': true,
+} satisfies Record<keyof Events, true>) as Array<keyof Events>;
+
+/**
+ * The contract as an interface: the engine a door holds (EngineHost), the desktop window's bridge (SagasuBridge)
+ * and the renderer's Client each extend it with what only they have.
+ */
 export interface SagasuApi {
   invoke<M extends Method>(method: M, input: Input<M>): Promise<Output<M>>;
   on<E extends keyof Events>(event: E, listener: (payload: Events[E]) => void): () => void;
@@ -286,10 +295,13 @@ export interface SagasuApi {
 
 /** The error every door returns for a refused or failed call: stable code, the argument or file, a reason. */
 export interface ApiError {
-  code: string;
+  code: ErrorCode;
   subject: string;
   message: string;
 }
+
+/** What a door answers to one call: errors travel as data, since neither IPC nor HTTP carries a thrown one. */
+export type Answer = { ok: true; result: unknown } | { ok: false; error: ApiError };
 
 /** Validates a call's input against its schema; a refusal is an ArgumentError naming the field and why. */
 export function parseInput<M extends Method>(method: M, input: unknown): ParsedInput<M> {

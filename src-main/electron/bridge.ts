@@ -1,4 +1,4 @@
-import type { ApiError, Events } from '../contract/index.ts';
+import type { Events } from '../contract/index.ts';
 
 /** IPC channel names, shared by the preload and the main process. */
 export const CHANNELS = {
@@ -13,9 +13,6 @@ export const MEDIA_SCHEME = 'sagasu-media';
 export const APP_HOST = 'renderer';
 export const APP_ORIGIN = `${APP_SCHEME}://${APP_HOST}`;
 export const APP_ENTRY = `${APP_ORIGIN}/index.html`;
-
-/** What an IPC call answers: errors travel as data, since Electron flattens thrown errors to a message. */
-export type IpcAnswer = { ok: true; result: unknown } | { ok: false; error: ApiError };
 
 export interface EventMessage<E extends keyof Events = keyof Events> {
   event: E;

@@ -2,11 +2,15 @@ import { join } from 'node:path';
 import { app, type BrowserWindow, dialog, ipcMain, protocol, session } from 'electron';
 import { argvBytes, LONG_ARGV } from '../cli/argv.ts';
 import { toApiError } from '../contract/index.ts';
+import {
+  bootstrapLibrary,
+  defaultLibraryDir,
+  deferredEngine,
+  ensureRenderer,
+  rendererDir,
+  sampleLibraryDir,
+} from '../doors/index.ts';
 import { openEngineWorker } from '../engine/api/index.ts';
-import { bootstrapLibrary } from '../server/bootstrap.ts';
-import { defaultLibraryDir, rendererDir, sampleLibraryDir } from '../server/config.ts';
-import { deferredEngine } from '../server/engine-host.ts';
-import { ensureRenderer } from '../server/renderer.ts';
 import { buildPreload, preloadOut, preloadStale } from './build.ts';
 import { forwardEvents, registerIpc } from './ipc.ts';
 import { registerProtocols, registerSchemes } from './protocol.ts';

@@ -1,6 +1,6 @@
 import { contextBridge, ipcRenderer, webUtils } from 'electron';
-import type { SagasuBridge } from '../contract/index.ts';
-import { CHANNELS, type EventMessage, type IpcAnswer } from './bridge.ts';
+import type { Answer, SagasuBridge } from '../contract/index.ts';
+import { CHANNELS, type EventMessage } from './bridge.ts';
 
 /**
  * Runs sandboxed, before the renderer: the page gets these four functions and nothing else (no ipcRenderer,
@@ -8,7 +8,7 @@ import { CHANNELS, type EventMessage, type IpcAnswer } from './bridge.ts';
  */
 const bridge: SagasuBridge = {
   async invoke(method, input) {
-    const answer = (await ipcRenderer.invoke(CHANNELS.invoke, method, input)) as IpcAnswer;
+    const answer = (await ipcRenderer.invoke(CHANNELS.invoke, method, input)) as Answer;
     if (answer.ok) return answer.result as never;
     throw answer.error;
   },

@@ -1,10 +1,10 @@
 import { readFile } from 'node:fs/promises';
 import { extname, relative, resolve, sep } from 'node:path';
 import type { Protocol } from 'electron';
-import { type ApiError, toApiError } from '../contract/index.ts';
-import { ArgumentError } from '../engine/errors.ts';
-import { contentSecurityPolicy } from '../server/config.ts';
-import { type DoorEngine, httpStatus } from '../server/engine-host.ts';
+import { type ApiError, photoMime, toApiError } from '../contract/index.ts';
+import { contentSecurityPolicy } from '../doors/index.ts';
+import type { EngineHost } from '../engine/api/index.ts';
+import { ArgumentError, httpStatus } from '../engine/errors.ts';
 import { APP_SCHEME, isAppUrl, MEDIA_SCHEME } from './bridge.ts';
 
 /**
@@ -26,9 +26,6 @@ const TYPES: Record<string, string> = {
   '.css': 'text/css; charset=utf-8',
   '.json': 'application/json',
   '.svg': 'image/svg+xml',
-  '.png': 'image/png',
-  '.jpg': 'image/jpeg',
-  '.webp': 'image/webp',
   '.ico': 'image/x-icon',
   '.woff2': 'font/woff2',
   '.woff': 'font/woff',
@@ -64,12 +61,12 @@ export function parseMediaUrl(url: string): MediaRequest {
 
 function refusal(error: ApiError): Response {
   return new Response(JSON.stringify({ ok: false, error }), {
-    status: httpStatus(error),
+    status: httpStatus(error.code),
     headers: { 'content-type': 'application/json' },
   });
 }
 
-export async function mediaResponse(engine: Pick<DoorEngine, 'media'>, url: string): Promise<Response> {
+export async function mediaResponse(engine: Pick<EngineHost, 'media'>, url: string): Promise<Response> {
   try {
     const { kind, imageId, size } = parseMediaUrl(url);
     const media = await engine.media(imageId, kind, size);
@@ -117,7 +114,7 @@ export async function appFileResponse(rendererDir: string, url: string): Promise
   }
   try {
     const bytes = await readFile(file);
-    const type = TYPES[extname(file).toLowerCase()] ?? 'application/octet-stream';
+    const type = TYPES[extname(file).toLowerCase()] ?? photoMime(file) ?? 'application/octet-stream';
     const headers: Record<string, string> = { 'content-type': type, 'x-content-type-options': 'nosniff' };
     if (type.startsWith('text/html')) headers['content-security-policy'] = WINDOW_CSP;
     return new Response(new Uint8Array(bytes), { status: 200, headers });
@@ -133,7 +130,7 @@ export function registerSchemes(protocol: Pick<Protocol, 'registerSchemesAsPrivi
 
 export function registerProtocols(
   protocol: Pick<Protocol, 'handle'>,
-  engine: Pick<DoorEngine, 'media'>,
+  engine: Pick<EngineHost, 'media'>,
   rendererDir: string,
 ): void {
   protocol.handle(MEDIA_SCHEME, (request) =>

@@ -1,5 +1,4 @@
 import { existsSync } from 'node:fs';
-import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -30,17 +29,4 @@ export const nativeDir = process.env.SAGASU_NATIVE_DIR ?? join(projectRoot, '.ca
 export function sharedDir(): string | undefined {
   const candidate = process.env.SAGASU_SHARED ?? join(projectRoot, '..', 'shared');
   return existsSync(candidate) ? candidate : undefined;
-}
-
-/**
- * Where a person's library (catalog, vector index, thumbnails) lives: SAGASU_LIBRARY_DIR, else the platform's
- * per-user data folder. Every door (CLI, server, desktop app) uses the same one, so they see the same photos.
- */
-export function defaultLibraryDir(): string {
-  if (process.env.SAGASU_LIBRARY_DIR) return resolve(process.env.SAGASU_LIBRARY_DIR);
-  const home = homedir();
-  if (process.platform === 'win32')
-    return join(process.env.APPDATA ?? join(home, 'AppData', 'Roaming'), 'Sagasu');
-  if (process.platform === 'darwin') return join(home, 'Library', 'Application Support', 'Sagasu');
-  return join(process.env.XDG_DATA_HOME ?? join(home, '.local', 'share'), 'sagasu');
 }

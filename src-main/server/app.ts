@@ -7,19 +7,13 @@ import { join } from 'node:path';
 import fastifyStatic from '@fastify/static';
 import fastifyWebsocket from '@fastify/websocket';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import {
-  type ApiError,
-  type Events,
-  type Method,
-  methods,
-  parseInput,
-  toApiError,
-} from '../contract/index.ts';
-import { contentSecurityPolicy } from './config.ts';
-import { type DoorEngine, httpStatus } from './engine-host.ts';
+import { type Answer, type ApiError, EVENT_NAMES, toApiError } from '../contract/index.ts';
+import { callMethod, contentSecurityPolicy } from '../doors/index.ts';
+import type { EngineHost } from '../engine/api/index.ts';
+import { type ErrorCode, httpStatus } from '../engine/errors.ts';
 
 export interface ServerOptions {
-  engine: DoorEngine;
+  engine: EngineHost;
   /** The built renderer; when absent the root page says how to build it. */
   rendererDir?: string;
   /** Defaults to a fresh random token per run. */
@@ -43,7 +37,12 @@ export interface RunningServer {
 export const HOST = '127.0.0.1';
 export const UPLOAD_LIMIT = 50 * 1024 * 1024;
 
-const EVENTS: Array<keyof Events> = ['index.progress', 'library.changed'];
+/** What fastify refuses before a route runs, all about the request body. */
+const BODY_ERRORS: Partial<Record<number, ErrorCode>> = {
+  400: 'invalid-argument',
+  413: 'too-large',
+  415: 'unsupported-media-type',
+};
 
 /** A browser sends the name it resolved; any other name is a DNS-rebinding page talking to us. */
 const LOCAL_HOST = /^(?:127\.0\.0\.1|localhost)(?::\d{1,5})?$/i;
@@ -53,7 +52,7 @@ export function newToken(): string {
 }
 
 function fail(reply: FastifyReply, error: ApiError): FastifyReply {
-  return reply.code(httpStatus(error)).send({ ok: false, error });
+  return reply.code(httpStatus(error.code)).send({ ok: false, error });
 }
 
 function sameToken(given: string | undefined, token: string): boolean {
@@ -184,15 +183,8 @@ export async function buildServer(options: ServerOptions & { token: string }): P
 
   app.setErrorHandler((error: Error & { statusCode?: number; code?: string }, _request, reply) => {
     const status = error.statusCode ?? 500;
-    const code =
-      status === 413
-        ? 'too-large'
-        : status === 415
-          ? 'unsupported-media-type'
-          : status === 400
-            ? 'invalid-argument'
-            : 'internal';
-    const subject = status === 413 || status === 415 || status === 400 ? 'body' : 'sagasu';
+    const code = BODY_ERRORS[status] ?? 'internal';
+    const subject = code === 'internal' ? 'sagasu' : 'body';
     const message =
       status === 415
         ? 'send the input as application/json (or an image/* body to /api/similar-upload)'
@@ -205,21 +197,8 @@ export async function buildServer(options: ServerOptions & { token: string }): P
   );
 
   app.post<{ Params: { method: string } }>('/api/call/:method', async (request, reply) => {
-    const method = request.params.method;
-    if (!Object.hasOwn(methods, method)) {
-      return fail(reply, {
-        code: 'unknown-method',
-        subject: 'method',
-        message: `there is no method ${JSON.stringify(method)}`,
-      });
-    }
-    try {
-      parseInput(method as Method, request.body);
-      const result = await engine.invoke(method as Method, request.body as never);
-      return reply.send({ ok: true, result });
-    } catch (error) {
-      return fail(reply, toApiError(error));
-    }
+    const answer = await callMethod(engine, request.params.method, request.body);
+    return answer.ok ? reply.send(answer) : fail(reply, answer.error);
   });
 
   app.post('/api/similar-upload', { bodyLimit: UPLOAD_LIMIT }, async (request, reply) => {
@@ -237,7 +216,7 @@ export async function buildServer(options: ServerOptions & { token: string }): P
     }
     const subtype = String(request.headers['content-type']).split('/')[1]?.split(/[;+]/)[0] ?? 'img';
     const dir = await mkdtemp(join(tmpdir(), 'sagasu-upload-'));
-    let answer: { ok: true; result: unknown } | { ok: false; error: ApiError };
+    let answer: Answer;
     try {
       const path = join(dir, `upload.${subtype.replace(/[^\w]/g, '') || 'img'}`);
       await writeFile(path, request.body);
@@ -285,7 +264,7 @@ export async function buildServer(options: ServerOptions & { token: string }): P
   );
 
   app.get('/api/events', { websocket: true }, (socket) => {
-    const off = EVENTS.map((event) =>
+    const off = EVENT_NAMES.map((event) =>
       engine.on(event, (payload) => {
         if (socket.readyState === socket.OPEN) socket.send(JSON.stringify({ event, payload }));
       }),

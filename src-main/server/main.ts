@@ -1,12 +1,16 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { runCommand } from '../cli/run.ts';
+import {
+  bootstrapLibrary,
+  defaultLibraryDir,
+  deferredEngine,
+  ensureRenderer,
+  rendererDir,
+  sampleLibraryDir,
+} from '../doors/index.ts';
 import { openEngineWorker } from '../engine/api/index.ts';
 import { ArgumentError } from '../engine/errors.ts';
 import { startServer } from './app.ts';
-import { bootstrapLibrary } from './bootstrap.ts';
-import { defaultLibraryDir, rendererDir, sampleLibraryDir } from './config.ts';
-import { deferredEngine } from './engine-host.ts';
-import { ensureRenderer } from './renderer.ts';
 
 function port(value: string): number {
   const n = Number(value);

@@ -20,12 +20,10 @@ import {
   tokenFromHash,
 } from './protocol.ts';
 
-/** What Electron's preload exposes through contextBridge (src-main/electron/preload.ts). */
-export type PreloadApi = SagasuBridge;
-
 declare global {
   interface Window {
-    sagasu?: PreloadApi;
+    /** What Electron's preload exposes through contextBridge (src-main/electron/preload.ts). */
+    sagasu?: SagasuBridge;
   }
 }
 
@@ -70,7 +68,7 @@ class Emitter {
   }
 }
 
-function electronClient(api: PreloadApi): Client {
+function electronClient(api: SagasuBridge): Client {
   const connection = new Emitter();
   return {
     door: 'electron',

@@ -1,15 +1,6 @@
-import type { FileType, IndexProgress, SearchFilters } from '../../src-main/contract/index.ts';
-
-/** The contract's file types, repeated here so the bundle does not pull zod in with the contract. */
-export const FILE_TYPES = [
-  'jpeg',
-  'png',
-  'webp',
-  'tiff',
-  'gif',
-  'avif',
-  'heic',
-] as const satisfies readonly FileType[];
+import type { IndexProgress, SearchFilters } from '../../src-main/contract/index.ts';
+// By file, not through the contract's index: the bundle takes the file types without zod.
+import { FILE_TYPES, type FileType } from '../../src-main/contract/photo-files.ts';
 
 /** Seconds left as the locale writes it ("1 hr 5 min", "1時間5分"); '' while unknown. */
 export function formatDuration(seconds: number | null, locale: string): string {

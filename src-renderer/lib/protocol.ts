@@ -1,14 +1,17 @@
-import type { ApiError, Method } from '../../src-main/contract/index.ts';
+import type { ApiError, ErrorCode, Method } from '../../src-main/contract/index.ts';
 
 /**
  * The browser door's wire format (src-main/server speaks the same): kept free of DOM types so the unit tests
  * can run it in Node.
  */
 
+/** The engine's codes, and the two only the renderer meets: no server to talk to, an answer not ours. */
+export type ClientErrorCode = ErrorCode | 'unreachable' | 'bad-response';
+
 /** A refused or failed call as the renderer sees it; `code` picks the words shown to the person. */
-export class ClientError extends Error implements ApiError {
+export class ClientError extends Error {
   constructor(
-    readonly code: string,
+    readonly code: ClientErrorCode,
     readonly subject: string,
     message: string,
     /** HTTP status, 0 when the server could not be reached at all. */
@@ -91,7 +94,7 @@ export function asClientError(error: unknown): ClientError {
 }
 
 /** Codes the person can act on get their own sentence in the catalogue; the rest show the engine's words. */
-const knownCodes = new Set([
+const knownCodes = new Set<ClientErrorCode>([
   'unreachable',
   'unauthorized',
   'library-locked',

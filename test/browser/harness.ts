@@ -13,13 +13,16 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { type Browser, chromium } from 'playwright-core';
 import sharp from 'sharp';
+import {
+  bootstrapLibrary,
+  rendererDir,
+  rendererStale,
+  sampleLibraryDir,
+} from '../../src-main/doors/index.ts';
+import type { EngineHost } from '../../src-main/engine/api/index.ts';
 import { cnnModelPath } from '../../src-main/engine/cnn/index.ts';
 import { projectRoot } from '../../src-main/engine/paths.ts';
 import { type RunningServer, startServer } from '../../src-main/server/app.ts';
-import { bootstrapLibrary } from '../../src-main/server/bootstrap.ts';
-import { rendererDir, sampleLibraryDir } from '../../src-main/server/config.ts';
-import type { DoorEngine } from '../../src-main/server/engine-host.ts';
-import { rendererStale } from '../../src-main/server/renderer.ts';
 
 /** Debian's Chromium (installed by npm run setup); SAGASU_CHROMIUM points elsewhere. */
 export const CHROMIUM = process.env.SAGASU_CHROMIUM ?? '/usr/bin/chromium';
@@ -115,7 +118,7 @@ export interface RunningApp {
   /** A temp folder holding the photos (a COPY of the demo library: sidecars land here, never in assets/). */
   photosDir: string;
   libraryDir: string;
-  engine: DoorEngine;
+  engine: EngineHost;
   server: RunningServer;
   /** Stops the server and the engine; removes the temp folder unless keepFiles (for a second launch). */
   close(options?: { keepFiles?: boolean }): Promise<void>;

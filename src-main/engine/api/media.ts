@@ -1,34 +1,13 @@
 import { mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
-import { extname, isAbsolute, join, relative, resolve } from 'node:path';
+import { isAbsolute, join, relative, resolve } from 'node:path';
 import sharp from 'sharp';
+import { photoMime, photoType } from '../../contract/index.ts';
 import { ImageError, SagasuError } from '../errors.ts';
 import { readPhotoFile } from '../image/index.ts';
-import { type ImageRecord, type Library, PHOTO_EXTENSIONS } from '../library/index.ts';
+import type { ImageRecord, Library } from '../library/index.ts';
 import { indexedImage } from './catalogue.ts';
 
 const THUMB_SIZES = [128, 256, 512, 1024] as const;
-
-const MIME: Record<string, string> = {
-  '.jpg': 'image/jpeg',
-  '.jpeg': 'image/jpeg',
-  '.png': 'image/png',
-  '.webp': 'image/webp',
-  '.gif': 'image/gif',
-  '.tif': 'image/tiff',
-  '.tiff': 'image/tiff',
-  '.avif': 'image/avif',
-  '.heic': 'image/heic',
-};
-
-/** What media may serve, by the format sharp reads from the bytes (AVIF and HEIC are both HEIF to it). */
-const SERVED_FORMATS: Record<string, string> = {
-  jpeg: 'image/jpeg',
-  png: 'image/png',
-  webp: 'image/webp',
-  gif: 'image/gif',
-  tiff: 'image/tiff',
-  heif: 'image/heif',
-};
 
 /**
  * A photo media may show: one that decoded when it was indexed and is still a photo file inside its library
@@ -45,12 +24,7 @@ function servable(library: Library, imageId: number): { image: ImageRecord; path
   const path = resolve(image.path);
   const root = library.roots().find((r) => r.id === image.rootId);
   const rel = root ? relative(root.path, path) : '..';
-  if (
-    rel === '' ||
-    rel.startsWith('..') ||
-    isAbsolute(rel) ||
-    !PHOTO_EXTENSIONS.has(extname(path).toLowerCase())
-  )
+  if (rel === '' || rel.startsWith('..') || isAbsolute(rel) || photoType(path) === null)
     throw new SagasuError('forbidden', path, 'is not a photo file inside a library folder');
   return { image, path };
 }
@@ -65,14 +39,16 @@ async function photoBytes(path: string): Promise<{ bytes: Buffer; type: string }
     .metadata()
     .then((m) => m.format as string)
     .catch(() => '');
-  const served = SERVED_FORMATS[format];
+  // By the format sharp reads from the bytes, which it names like a photo extension (AVIF and HEIC are both
+  // heif to it); svg, pdf and the like are no photo.
+  const served = photoMime(`photo.${format}`);
   if (!served)
     throw new ImageError(
       'unsupported-format',
       path,
       'is no longer a photo (it changed since it was indexed); index the folder again',
     );
-  return { bytes, type: format === 'heif' ? (MIME[extname(path).toLowerCase()] ?? served) : served };
+  return { bytes, type: format === 'heif' ? (photoMime(path) ?? served) : served };
 }
 
 /** A JPEG thumbnail (longest side `size` px, cached in the library) or the original file of an indexed photo. */

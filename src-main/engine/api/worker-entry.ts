@@ -1,5 +1,5 @@
 import { parentPort, workerData } from 'node:worker_threads';
-import { toApiError } from '../../contract/index.ts';
+import { EVENT_NAMES, toApiError } from '../../contract/index.ts';
 import { Engine, type EngineOptions } from './engine.ts';
 import type { WorkerMessage, WorkerRequest } from './worker.ts';
 
@@ -9,8 +9,7 @@ const send = (message: WorkerMessage, transfer: ArrayBuffer[] = []) => port.post
 
 try {
   const engine = await Engine.open((workerData as { options: EngineOptions }).options);
-  engine.on('index.progress', (payload) => send({ type: 'event', event: 'index.progress', payload }));
-  engine.on('library.changed', (payload) => send({ type: 'event', event: 'library.changed', payload }));
+  for (const event of EVENT_NAMES) engine.on(event, (payload) => send({ type: 'event', event, payload }));
   port.on('message', async (request: WorkerRequest) => {
     try {
       switch (request.type) {

@@ -9,6 +9,7 @@ import {
   type Method,
   type Output,
 } from '../../contract/index.ts';
+import { workerStart } from '../worker-start.ts';
 import type { EngineHost, EngineOptions } from './engine.ts';
 
 /** Requests the proxy sends; the worker answers each `id` once. */
@@ -28,8 +29,10 @@ export type WorkerMessage =
   | { type: 'result'; id: number; ok: false; error: ApiError }
   | { type: 'event'; event: keyof Events; payload: unknown };
 
-const fromSource = import.meta.url.endsWith('.ts');
-const entry = new URL(fromSource ? './worker-entry.ts' : './worker-entry.js', import.meta.url);
+const entry = new URL(
+  import.meta.url.endsWith('.ts') ? './worker-entry.ts' : './worker-entry.js',
+  import.meta.url,
+);
 
 /**
  * The engine in a worker thread behind the same EngineHost interface as the in-process Engine, so a door's
@@ -58,11 +61,8 @@ class EngineWorker implements EngineHost {
   }
 
   static open(options: EngineOptions): Promise<EngineWorker> {
-    const worker = fromSource
-      ? new Worker(new URL('./worker-boot.mjs', import.meta.url), {
-          workerData: { entry: entry.href, options },
-        })
-      : new Worker(entry, { workerData: { options } });
+    const start = workerStart(entry, { options });
+    const worker = new Worker(start.filename, { workerData: start.workerData });
     return new Promise((resolve, reject) => {
       const onMessage = (message: WorkerMessage) => {
         if (message.type === 'ready') {

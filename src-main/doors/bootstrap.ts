@@ -1,9 +1,7 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { RootInfo, SagasuApi } from '../contract/index.ts';
-
-const PHOTO = /\.(?:jpe?g|png|webp|tiff?|gif|avif|heic)$/i;
+import { photoType, type RootInfo, type SagasuApi } from '../contract/index.ts';
 
 /** Written once the demo library has been offered, so removing its root is not undone on the next start. */
 export const DEMO_MARKER = 'demo-library-offered';
@@ -17,7 +15,7 @@ export interface BootstrapResult {
 
 function hasPhotos(dir: string): boolean {
   try {
-    return readdirSync(dir).some((name) => PHOTO.test(name));
+    return readdirSync(dir).some((name) => photoType(name) !== null);
   } catch {
     return false;
   }

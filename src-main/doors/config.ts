@@ -1,20 +1,22 @@
 import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { isAbsolute, join, resolve } from 'node:path';
 import { cacheDir, projectRoot } from '../engine/paths.ts';
 
 /**
- * Where the library (catalog, vector index) lives: SAGASU_LIBRARY_DIR, else the OS's per-user data folder,
- * so the CLI, the server and the desktop app open the same library.
+ * Where a person's library (catalog, vector index, thumbnails) lives: SAGASU_LIBRARY_DIR, else the platform's
+ * per-user data folder, so the CLI, the server and the desktop app open the same library. A variable set
+ * but empty counts as unset, and so does a relative XDG_DATA_HOME: the XDG Base Directory spec says both.
  */
 export function defaultLibraryDir(
   env: NodeJS.ProcessEnv = process.env,
   platform: NodeJS.Platform = process.platform,
   home: string = homedir(),
 ): string {
-  if (env.SAGASU_LIBRARY_DIR) return env.SAGASU_LIBRARY_DIR;
-  if (platform === 'win32') return join(env.APPDATA ?? join(home, 'AppData', 'Roaming'), 'Sagasu');
+  if (env.SAGASU_LIBRARY_DIR) return resolve(env.SAGASU_LIBRARY_DIR);
+  if (platform === 'win32') return join(env.APPDATA || join(home, 'AppData', 'Roaming'), 'Sagasu');
   if (platform === 'darwin') return join(home, 'Library', 'Application Support', 'Sagasu');
-  return join(env.XDG_DATA_HOME || join(home, '.local', 'share'), 'sagasu');
+  const xdg = env.XDG_DATA_HOME && isAbsolute(env.XDG_DATA_HOME) ? env.XDG_DATA_HOME : undefined;
+  return join(xdg ?? join(home, '.local', 'share'), 'sagasu');
 }
 
 /** The bundled demo photos (npm run demo:build); an installed app finds them under its resources folder. */
