@@ -122,7 +122,7 @@ export class Search {
     }
     if (analysis.unknown.length === analysis.tokens.length)
       base.note = `None of the words is known to the model (${analysis.unknown.join(', ')}): results are a guess.`;
-    const vector = await this.model.encodeSentences([query], { lang: resolved });
+    const vector = await this.model.encodeAnalysis(analysis);
     this.sameModelSet();
     const allowed = this.library.filterIds(filters);
     const allow = allowed ? (id: number) => allowed.has(id) : undefined;
