@@ -113,7 +113,7 @@ async function expectComplete(dir: string, files: string[]): Promise<void> {
   const lib = await Library.open({ dir });
   try {
     expect(lib.counts()).toEqual({ total: files.length, indexed: files.length, failed: 0, pending: 0 });
-    const images = [...lib.allImages()];
+    const images = [...lib.catalog.allImages()];
     expect(images.map((i) => i.path).sort()).toEqual([...files].sort());
     expect(lib.indexedVectors()).toBe(files.length);
     for (const image of images) {

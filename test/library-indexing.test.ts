@@ -63,28 +63,28 @@ describe.skipIf(note !== '')(`library indexing${note}`, () => {
       });
       expect(lib.roots()).toEqual([{ ...root, images: files, failed: folder.bad.length }]);
 
-      const ids = folder.good.map((path) => lib.imageByPath(path)?.id as number);
-      expect(ids.every((id) => lib.image(id)?.status === 'indexed')).toBe(true);
+      const ids = folder.good.map((path) => lib.catalog.imageByPath(path)?.id as number);
+      expect(ids.every((id) => lib.catalog.image(id)?.status === 'indexed')).toBe(true);
       for (const bad of folder.bad) {
-        expect(lib.imageByPath(bad.path)).toMatchObject({ status: 'failed' });
-        expect(lib.imageByPath(bad.path)?.error).toContain(bad.reason);
-        expect(lib.vector(lib.imageByPath(bad.path)?.id as number)).toBeNull();
+        expect(lib.catalog.imageByPath(bad.path)).toMatchObject({ status: 'failed' });
+        expect(lib.catalog.imageByPath(bad.path)?.error).toContain(bad.reason);
+        expect(lib.vector(lib.catalog.imageByPath(bad.path)?.id as number)).toBeNull();
       }
-      const paths = [...lib.allImages()].map((i) => i.path);
+      const paths = [...lib.catalog.allImages()].map((i) => i.path);
       expect(paths.sort()).toEqual([...folder.good, ...folder.bad.map((b) => b.path)].sort());
       expect(lib.indexedVectors()).toBe(folder.good.length);
       expect(selfFound(lib, ids)).toBe(ids.length);
 
-      expect(lib.imageByPath(folder.withExif)).toMatchObject({
+      expect(lib.catalog.imageByPath(folder.withExif)).toMatchObject({
         camera: 'Canon EOS 5D',
         takenAt: '2018-04-03T10:11:12',
         type: 'jpeg',
       });
-      expect(lib.imageByPath(folder.mislabelled)).toMatchObject({ type: 'png', status: 'indexed' });
-      const japanese = lib.imageByPath(folder.japanese)?.id;
-      expect(lib.keyword('犬', 10).map((k) => k.imageId)).toEqual([japanese]);
-      expect(lib.keyword('公園', 10).map((k) => k.imageId)).toEqual([japanese]);
-      const kyoto = lib.filterIds({ folder: join(folder.root, 'trip 2019', '京都') });
+      expect(lib.catalog.imageByPath(folder.mislabelled)).toMatchObject({ type: 'png', status: 'indexed' });
+      const japanese = lib.catalog.imageByPath(folder.japanese)?.id;
+      expect(lib.catalog.keyword('犬', 10).map((k) => k.imageId)).toEqual([japanese]);
+      expect(lib.catalog.keyword('公園', 10).map((k) => k.imageId)).toEqual([japanese]);
+      const kyoto = lib.catalog.filterIds({ folder: join(folder.root, 'trip 2019', '京都') });
       expect(kyoto?.size).toBe(folder.good.filter((p) => p.includes('京都')).length);
       // The filter works inside the search: every hit allowed, as many as asked for.
       const q = lib.vector(ids[0] as number) as Float32Array;
@@ -112,7 +112,7 @@ describe.skipIf(note !== '')(`library indexing${note}`, () => {
         string,
         string,
       ];
-      const id = (path: string) => lib.imageByPath(path)?.id as number;
+      const id = (path: string) => lib.catalog.imageByPath(path)?.id as number;
       const [touchedId, replacedId, sourceId, movedId, deletedId] = [
         touched,
         replaced,
@@ -132,16 +132,16 @@ describe.skipIf(note !== '')(`library indexing${note}`, () => {
       const result = await lib.index();
       // Only the replaced file is embedded again.
       expect(result).toMatchObject({ state: 'done', total: 1, done: 1, failed: 0 });
-      expect(lib.image(touchedId)?.status).toBe('indexed');
+      expect(lib.catalog.image(touchedId)?.status).toBe('indexed');
       expect(lib.vector(touchedId)).toEqual(touchedVector);
       expect(
         cosine(lib.vector(replacedId) as Float32Array, lib.vector(sourceId) as Float32Array),
       ).toBeGreaterThan(0.999);
-      expect(lib.imageByPath(moved)).toBeNull();
-      expect(lib.imageByPath(movedTo)?.id).toBe(movedId);
+      expect(lib.catalog.imageByPath(moved)).toBeNull();
+      expect(lib.catalog.imageByPath(movedTo)?.id).toBe(movedId);
       expect(lib.vector(movedId)).toEqual(movedVector);
-      expect(lib.keyword('移動', 5).map((k) => k.imageId)).toEqual([movedId]);
-      expect(lib.image(deletedId)).toBeNull();
+      expect(lib.catalog.keyword('移動', 5).map((k) => k.imageId)).toEqual([movedId]);
+      expect(lib.catalog.image(deletedId)).toBeNull();
       expect(lib.nearest(lib.vector(sourceId) as Float32Array, 50).map((h) => h.imageId)).not.toContain(
         deletedId,
       );
@@ -164,7 +164,7 @@ describe.skipIf(note !== '')(`library indexing${note}`, () => {
       const { id: rootId } = lib.addRoot(folder.root);
       await lib.index();
       const counts = lib.counts();
-      const anyId = lib.imageByPath(folder.good[0] as string)?.id as number;
+      const anyId = lib.catalog.imageByPath(folder.good[0] as string)?.id as number;
       const q = lib.vector(anyId) as Float32Array;
 
       const away = `${folder.root} (unplugged)`;
@@ -174,7 +174,7 @@ describe.skipIf(note !== '')(`library indexing${note}`, () => {
         expect.objectContaining({ id: rootId, online: false, images: counts.total }),
       ]);
       expect(lib.counts()).toEqual(counts);
-      expect(lib.image(anyId)?.status).toBe('indexed');
+      expect(lib.catalog.image(anyId)?.status).toBe('indexed');
       expect(lib.nearest(q, 5)).toEqual([]);
 
       renameSync(away, folder.root);
@@ -222,7 +222,7 @@ describe.skipIf(note !== '')(`library indexing${note}`, () => {
           lib.pause();
           pausedState = lib.progress().state;
           // The two photos queued last have not been read yet.
-          const pending = [...lib.allImages()].filter(
+          const pending = [...lib.catalog.allImages()].filter(
             (i) => i.status === 'pending' && !i.path.includes('.jp') === false,
           );
           const [replaced, deleted] = pending
@@ -239,10 +239,10 @@ describe.skipIf(note !== '')(`library indexing${note}`, () => {
       expect(pausedState).toBe('paused');
       expect(result.state).toBe('done');
       const { deleted, replaced } = changed as unknown as { deleted: string; replaced: string };
-      expect(lib.imageByPath(deleted)).toBeNull();
-      const replacedId = lib.imageByPath(replaced)?.id as number;
-      const originalId = lib.imageByPath(folder.good[0] as string)?.id as number;
-      expect(lib.image(replacedId)?.status).toBe('indexed');
+      expect(lib.catalog.imageByPath(deleted)).toBeNull();
+      const replacedId = lib.catalog.imageByPath(replaced)?.id as number;
+      const originalId = lib.catalog.imageByPath(folder.good[0] as string)?.id as number;
+      expect(lib.catalog.image(replacedId)?.status).toBe('indexed');
       expect(
         cosine(lib.vector(replacedId) as Float32Array, lib.vector(originalId) as Float32Array),
       ).toBeGreaterThan(0.999);
@@ -287,7 +287,7 @@ describe.skipIf(note !== '')(`library indexing${note}`, () => {
     let lib = await open(dir);
     lib.addRoot(folder.root);
     await lib.index();
-    const ids = folder.good.map((p) => lib.imageByPath(p)?.id as number);
+    const ids = folder.good.map((p) => lib.catalog.imageByPath(p)?.id as number);
     await lib.close();
 
     writeFileSync(join(dir, INDEX_FILE), 'garbage, not an HNSW graph');
@@ -316,7 +316,7 @@ describe.skipIf(note !== '')(`library indexing${note}`, () => {
     lib = await open(dir);
     expect(lib.counts().indexed).toBe(ids.length + 1);
     expect(lib.indexedVectors()).toBe(ids.length + 1);
-    const extraId = lib.imageByPath(extra)?.id as number;
+    const extraId = lib.catalog.imageByPath(extra)?.id as number;
     expect(selfFound(lib, [...ids, extraId])).toBeGreaterThanOrEqual(ids.length);
     await lib.close();
   });

@@ -130,7 +130,7 @@ describe.skipIf(note !== '')(`model sets: switching a library${note}`, () => {
     let lib = await Library.open({ dir, model, extractor, workers: 1, batchSize: 2 });
     lib.addRoot(folder.root);
     await lib.index();
-    const ids = folder.good.map((p) => lib.imageByPath(p)?.id as number);
+    const ids = folder.good.map((p) => lib.catalog.imageByPath(p)?.id as number);
     const fneVectors = ids.map((id) => lib.vector(id) as Float32Array);
     expect(lib.modelSets()).toMatchObject({ active: 'fne', chosen: 'fne', pending: 0 });
     await lib.close();

@@ -76,12 +76,12 @@ describe.skipIf(note !== '')(
           lib = await open(join(tmp.dir, 'lib'));
           const { id: rootId } = lib.addRoot(mnt);
           expect(await lib.index()).toMatchObject({ state: 'done', total: 3, failed: 0 });
-          const imageId = lib.imageByPath(photos[0] as string)?.id as number;
+          const imageId = lib.catalog.imageByPath(photos[0] as string)?.id as number;
           const q = lib.vector(imageId) as Float32Array;
-          lib.addTag(imageId, 'holiday');
-          lib.addCaption(imageId, 'a dog on the grass');
+          lib.catalog.addTag(imageId, 'holiday');
+          lib.catalog.addCaption(imageId, 'a dog on the grass');
           const counts = lib.counts();
-          const described = lib.descriptions(imageId);
+          const described = lib.catalog.descriptions(imageId);
           expect(described.tags.map((t) => t.text)).toContain('holiday');
           await lib.close();
 
@@ -97,7 +97,7 @@ describe.skipIf(note !== '')(
             }),
           ]);
           expect(lib.counts()).toEqual(counts);
-          expect(lib.descriptions(imageId)).toEqual(described);
+          expect(lib.catalog.descriptions(imageId)).toEqual(described);
           expect(lib.nearest(q, 3)).toEqual([]);
           await lib.close();
 
@@ -123,7 +123,7 @@ describe.skipIf(note !== '')(
           expect(await lib.index()).toMatchObject({ state: 'done', total: 0 });
           expect(lib.roots()[0]).toMatchObject({ online: true, offlineReason: null, images: 3 });
           expect(lib.counts()).toEqual(counts);
-          expect(lib.descriptions(imageId)).toEqual(described);
+          expect(lib.catalog.descriptions(imageId)).toEqual(described);
           expect(lib.nearest(q, 1)[0]?.imageId).toBe(imageId);
         } finally {
           await lib?.close();
@@ -142,15 +142,15 @@ describe.skipIf(note !== '')(
       try {
         const { id: rootId } = lib.addRoot(root);
         expect(await lib.index()).toMatchObject({ state: 'done', total: 13, failed: 0 });
-        const tripPhoto = lib.imageByPath(join(trip, basename(src[0] as string)))?.id as number;
-        lib.addTag(tripPhoto, 'summer');
+        const tripPhoto = lib.catalog.imageByPath(join(trip, basename(src[0] as string)))?.id as number;
+        lib.catalog.addTag(tripPhoto, 'summer');
 
         // Ten photos renamed at once (their folder): moves, found by content, nothing held or lost.
         const renamed = join(root, 'trip 2019');
         renameSync(trip, renamed);
         expect(await lib.index()).toMatchObject({ state: 'done', total: 0 });
         expect(lib.roots()[0]).toMatchObject({ online: true, images: 13 });
-        expect(lib.image(tripPhoto)?.path).toBe(join(renamed, basename(src[0] as string)));
+        expect(lib.catalog.image(tripPhoto)?.path).toBe(join(renamed, basename(src[0] as string)));
 
         // One photo deleted: removed as always.
         rmSync(join(root, basename(src[12] as string)));
@@ -172,12 +172,12 @@ describe.skipIf(note !== '')(
           }),
         ]);
         expect(lib.counts()).toMatchObject({ total: 12, indexed: 12 });
-        expect(lib.descriptions(tripPhoto).tags.map((t) => t.text)).toContain('summer');
+        expect(lib.catalog.descriptions(tripPhoto).tags.map((t) => t.text)).toContain('summer');
 
         // The person confirms they are gone: removed, and the folder is online with the two left.
         expect(await lib.index({ removeMissing: true })).toMatchObject({ state: 'done' });
         expect(lib.roots()[0]).toMatchObject({ online: true, offlineReason: null, images: 2 });
-        expect(lib.image(tripPhoto)).toBeNull();
+        expect(lib.catalog.image(tripPhoto)).toBeNull();
 
         // Emptied on purpose: held again (no photos found), and removing the folder still removes it.
         for (const f of src.slice(10, 12)) rmSync(join(root, basename(f)));

@@ -44,15 +44,15 @@ describe.skipIf(note !== '')(`library watcher${note}`, () => {
 
       const added = join(folder.root, 'trip 2019', 'new arrival.jpg');
       copyFileSync(spare[0] as string, added);
-      await waitFor('the new photo is indexed', () => lib.imageByPath(added)?.status === 'indexed');
-      const addedId = lib.imageByPath(added)?.id as number;
+      await waitFor('the new photo is indexed', () => lib.catalog.imageByPath(added)?.status === 'indexed');
+      const addedId = lib.catalog.imageByPath(added)?.id as number;
       await waitFor('the change is reported', () => reported.includes(addedId));
       expect(lib.nearest(lib.vector(addedId) as Float32Array, 1)[0]?.imageId).toBe(addedId);
 
       const removed = folder.good[0] as string;
-      const removedId = lib.imageByPath(removed)?.id as number;
+      const removedId = lib.catalog.imageByPath(removed)?.id as number;
       rmSync(removed);
-      await waitFor('the deleted photo leaves the catalog', () => lib.image(removedId) === null);
+      await waitFor('the deleted photo leaves the catalog', () => lib.catalog.image(removedId) === null);
       await waitFor('the removal is reported', () => reported.includes(removedId));
 
       // Unplugged: nothing deleted, the root shows offline.
@@ -69,7 +69,7 @@ describe.skipIf(note !== '')(`library watcher${note}`, () => {
       const back = join(folder.root, 'while away.jpg');
       await waitFor(
         'the photo added while offline is indexed',
-        () => lib.imageByPath(back)?.status === 'indexed',
+        () => lib.catalog.imageByPath(back)?.status === 'indexed',
       );
       expect(lib.roots()[0]?.online).toBe(true);
       expect(lib.counts()).toMatchObject({ total: before.total + 1, pending: 0 });

@@ -41,7 +41,7 @@ export class Descriptions {
   }
 
   async describe(imageId: number, refresh: boolean): Promise<Output<'image.describe'>> {
-    const existing = this.library.descriptions(imageId);
+    const existing = this.library.catalog.descriptions(imageId);
     const hasAuto =
       existing.captions.some((c) => c.source === 'auto') || existing.tags.some((t) => t.source === 'auto');
     if (hasAuto && !refresh) return existing;
@@ -56,13 +56,13 @@ export class Descriptions {
         throw error;
       },
     );
-    this.library.setAutoDescriptions(
+    this.library.catalog.setAutoDescriptions(
       imageId,
       bank.captionsFor(vector, 5),
       withConceptTags(tagsFor(bank, vector), probs ? conceptTags(lexicon, probs) : []),
     );
     this.described(imageId);
-    return this.library.descriptions(imageId);
+    return this.library.catalog.descriptions(imageId);
   }
 
   /** An outside file's captions and tags: computed, not stored (id 0: nothing to review). */

@@ -102,10 +102,11 @@ export class Engine implements EngineHost {
           : this.descriptions.describe(photo.imageId, input.refresh);
       },
       'image.explain': (input) => this.descriptions.explain(input),
-      'caption.review': ({ imageId, captionId, status }) => library.reviewCaption(imageId, captionId, status),
-      'caption.add': ({ imageId, text }) => library.addCaption(imageId, text),
-      'tag.review': ({ imageId, tagId, status }) => library.reviewTag(imageId, tagId, status),
-      'tag.add': ({ imageId, text }) => library.addTag(imageId, text),
+      'caption.review': ({ imageId, captionId, status }) =>
+        library.catalog.reviewCaption(imageId, captionId, status),
+      'caption.add': ({ imageId, text }) => library.catalog.addCaption(imageId, text),
+      'tag.review': ({ imageId, tagId, status }) => library.catalog.reviewTag(imageId, tagId, status),
+      'tag.add': ({ imageId, text }) => library.catalog.addTag(imageId, text),
       'xmp.write': ({ imageIds }) => catalogue.writeXmp(imageIds),
       export: ({ format }) => catalogue.export(format),
       'modelSet.choose': ({ name }) => {

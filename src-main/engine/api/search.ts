@@ -124,7 +124,7 @@ export class Search {
       base.note = `None of the words is known to the model (${analysis.unknown.join(', ')}): results are a guess.`;
     const vector = await this.model.encodeAnalysis(analysis);
     this.sameModelSet();
-    const allowed = this.library.filterIds(filters);
+    const allowed = this.library.catalog.filterIds(filters);
     const allow = allowed ? (id: number) => allowed.has(id) : undefined;
     const n = Math.min(fetch, this.library.counts().indexed);
     const nearest = this.library.nearest(vector, n, allow);
@@ -134,7 +134,9 @@ export class Search {
       .split(/\s+/)
       .filter((w) => !/^[\p{Script=Latin}'’-]+$/u.test(w) || !isStopWord(w.toLocaleLowerCase('en')))
       .join(' ');
-    const keyword = this.library.keyword(content, KEYWORD_LIMIT).filter((k) => !allow || allow(k.imageId));
+    const keyword = this.library.catalog
+      .keyword(content, KEYWORD_LIMIT)
+      .filter((k) => !allow || allow(k.imageId));
     const literal = new Set(keyword.map((k) => k.imageId));
     const concept = await this.conceptTerm(query, resolved, allow, unseenWords(analysis));
     if (this.ranking.off && !base.note) base.note = this.ranking.off;
@@ -156,7 +158,7 @@ export class Search {
         const bound = lastScore + lambda * (concept?.z(imageId) ?? 0);
         if (!literal.has(imageId) && cutoff !== null && nearest.length === n && bound < cutoff) continue;
         // Found by name or concept, beyond the nearest: its stored vector still gives the joint score.
-        const image = this.library.image(imageId);
+        const image = this.library.catalog.image(imageId);
         if (!image || !this.library.rootOnline(image.rootId)) continue;
         const stored = this.library.vector(imageId);
         if (!stored) continue;
@@ -235,7 +237,7 @@ export class Search {
     const vector =
       'path' in photo ? await this.embedFile(photo.path) : indexedVector(this.library, photo.imageId);
     this.sameModelSet();
-    const allowed = this.library.filterIds(args.filters);
+    const allowed = this.library.catalog.filterIds(args.filters);
     const allow = (id: number) => id !== self && (!allowed || allowed.has(id));
     // Every photo is similar to some degree: the whole (filtered) library, nearest first, page by page.
     const candidates =

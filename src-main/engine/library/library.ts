@@ -6,24 +6,14 @@ import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { watch as chokidarWatch, type FSWatcher } from 'chokidar';
 import { Piscina } from 'piscina';
-import type {
-  Caption,
-  FileType,
-  IndexProgress,
-  IndexState,
-  ReviewStatus,
-  RootInfo,
-  SearchFilters,
-  Status,
-  Tag,
-} from '../../contract/index.ts';
+import type { FileType, IndexProgress, IndexState, RootInfo, Status } from '../../contract/index.ts';
 import { type CnnBackbone, imagenetClassProbs } from '../cnn/index.ts';
 import { ArgumentError } from '../errors.ts';
 import { makeDirSync } from '../files.ts';
 import { FneExtractor } from '../fne/index.ts';
 import { ClassTable, decodeTopClasses, encodeTopClasses, topClasses } from '../fusion/index.ts';
 import { DEFAULT_MODEL_SET, findModelSet, JointModel, listModelSets, type ModelSet } from '../joint/index.ts';
-import { Catalog, type ImageRecord, type KnownFile } from './catalog.ts';
+import { Catalog, type KnownFile } from './catalog.ts';
 import type { DecodeResult, DecodeTask } from './decode-worker.ts';
 import { haltPoint } from './halt.ts';
 import { acquireLock } from './lock.ts';
@@ -115,7 +105,8 @@ export class Library {
 
   private constructor(
     readonly dir: string,
-    private readonly catalog: Catalog,
+    /** The source of truth: rooms read and write photos, descriptions and filters through it directly. */
+    readonly catalog: Catalog,
     private readonly release: () => void,
     private readonly sets: readonly ModelSet[],
     /** The model set whose vectors and classes serve search. */
@@ -402,24 +393,7 @@ export class Library {
     return this.catalog.counts(this.modelVersion);
   }
 
-  /** Photos that could not be read and what the walks could not take (folders, names), with the reason. */
-  failures(): Array<{ path: string; reason: string }> {
-    return this.catalog.failures();
-  }
-
   // ---- images, vectors, search
-
-  image(imageId: number): ImageRecord | null {
-    return this.catalog.image(imageId);
-  }
-
-  imageByPath(path: string): ImageRecord | null {
-    return this.catalog.imageByPath(path);
-  }
-
-  allImages(): Iterable<ImageRecord> {
-    return this.catalog.allImages();
-  }
 
   vector(imageId: number): Float32Array | null {
     const v = this.catalog.vector(imageId, this.modelVersion);
@@ -461,44 +435,6 @@ export class Library {
   /** False for the photos of an unplugged disk: kept in the catalog, not offered. */
   rootOnline(rootId: number): boolean {
     return !this.offline.has(rootId);
-  }
-
-  filterIds(filters: SearchFilters): Set<number> | null {
-    return this.catalog.filterIds(filters);
-  }
-
-  keyword(query: string, limit: number): Array<{ imageId: number; rank: number }> {
-    return this.catalog.keyword(query, limit);
-  }
-
-  // ---- captions and tags
-
-  descriptions(imageId: number): { captions: Caption[]; tags: Tag[] } {
-    return this.catalog.descriptions(imageId);
-  }
-
-  setAutoDescriptions(
-    imageId: number,
-    captions: Array<{ text: string; score: number }>,
-    tags: Array<{ text: string; confidence: number }>,
-  ): void {
-    this.catalog.setAutoDescriptions(imageId, captions, tags);
-  }
-
-  reviewCaption(imageId: number, captionId: number, status: ReviewStatus): Caption {
-    return this.catalog.reviewCaption(imageId, captionId, status);
-  }
-
-  addCaption(imageId: number, text: string): Caption {
-    return this.catalog.addCaption(imageId, text);
-  }
-
-  reviewTag(imageId: number, tagId: number, status: ReviewStatus): Tag {
-    return this.catalog.reviewTag(imageId, tagId, status);
-  }
-
-  addTag(imageId: number, text: string): Tag {
-    return this.catalog.addTag(imageId, text);
   }
 
   // ---- indexing
