@@ -14,12 +14,15 @@ import {
 } from '../fusion/index.ts';
 import type { JointModel } from '../joint/index.ts';
 import type { Library } from '../library/index.ts';
-import { indexedImage, indexedVector, type Photo } from './catalogue.ts';
+import { indexedVector, type Photo } from './catalogue.ts';
+
+/** A ranked photo; its path and size are read from the catalog only for the page that shows it. */
+type Ranked = Pick<Hit, 'imageId' | 'score' | 'via'>;
 
 /** Ranked hits are kept per query, so paging and scrolling do not search again. */
 interface RankedQuery {
   key: string;
-  hits: Hit[];
+  hits: Ranked[];
   /** More candidates may exist beyond `hits` (the candidate fetch was full). */
   more: boolean;
   fetched: number;
@@ -95,7 +98,7 @@ export class Search {
     this.ranked = ranked;
     return {
       ...ranked.page,
-      hits: ranked.hits.slice(args.offset, args.offset + args.k),
+      hits: this.page(ranked.hits.slice(args.offset, args.offset + args.k)),
       total: ranked.hits.length,
     };
   }
@@ -149,16 +152,24 @@ export class Search {
     const candidates = new Set([...cosines.keys(), ...literal, ...(concept?.top ?? [])]);
     const lambda = weights ? conceptWeight(weights, concept?.unknownShare ?? 0) : 0;
     const lastScore = nearest.at(-1)?.score ?? Number.NEGATIVE_INFINITY;
-    const hits: Hit[] = [];
+    // Beyond the fetched nearest a cosine is at most the last one's: what cannot reach the cutoff is skipped
+    // before anything is read from the catalog; the rest, found by name or concept, is read in one query.
+    const beyond = this.library.catalog.images(
+      [...candidates].filter(
+        (id) =>
+          !cosines.has(id) &&
+          (literal.has(id) ||
+            cutoff === null ||
+            nearest.length < n ||
+            lastScore + lambda * (concept?.z(id) ?? 0) >= cutoff),
+      ),
+    );
+    const hits: Ranked[] = [];
     for (const imageId of candidates) {
       let cosine = cosines.get(imageId);
       if (cosine === undefined) {
-        // Beyond the fetched nearest its cosine is at most the last one's: skip what cannot reach the cutoff
-        // before reading its vector from the catalog.
-        const bound = lastScore + lambda * (concept?.z(imageId) ?? 0);
-        if (!literal.has(imageId) && cutoff !== null && nearest.length === n && bound < cutoff) continue;
-        // Found by name or concept, beyond the nearest: its stored vector still gives the joint score.
-        const image = this.library.catalog.image(imageId);
+        // Its stored vector still gives the joint score.
+        const image = beyond.get(imageId);
         if (!image || !this.library.rootOnline(image.rootId)) continue;
         const stored = this.library.vector(imageId);
         if (!stored) continue;
@@ -167,7 +178,7 @@ export class Search {
       const score = fused(imageId, cosine);
       const matched = literal.has(imageId);
       if (!matched && cutoff !== null && score < cutoff) continue;
-      hits.push(this.hit(imageId, score, matched ? (cosines.has(imageId) ? 'both' : 'keyword') : 'vector'));
+      hits.push({ imageId, score, via: matched ? (cosines.has(imageId) ? 'both' : 'keyword') : 'vector' });
     }
     hits.sort((x, y) => y.score - x.score || x.imageId - y.imageId);
     // Beyond the fetched nearest, a photo can still pass on its concept score: at most λ · zCap above its cosine.
@@ -219,17 +230,15 @@ export class Search {
       );
   }
 
-  private hit(imageId: number, score: number, via: Hit['via']): Hit {
-    const image = indexedImage(this.library, imageId);
-    return {
-      imageId,
-      path: image.path,
-      score,
-      width: image.width,
-      height: image.height,
-      takenAt: image.takenAt,
-      via,
-    };
+  /** The page's photos with their paths and sizes, read from the catalog in one query. */
+  private page(ranked: readonly Ranked[]): Hit[] {
+    const images = this.library.catalog.images(ranked.map((r) => r.imageId));
+    return ranked.map(({ imageId, score, via }) => {
+      const image = images.get(imageId);
+      if (!image) throw new SagasuError('not-found', `image ${imageId}`, 'is not in the library');
+      const { path, width, height, takenAt } = image;
+      return { imageId, path, score, width, height, takenAt, via };
+    });
   }
 
   async similar(photo: Photo, args: ParsedInput<'similar'>): Promise<SearchPage> {
@@ -243,9 +252,11 @@ export class Search {
     const candidates =
       (allowed ? allowed.size : this.library.counts().indexed) - (self === undefined ? 0 : 1);
     const n = Math.min(args.offset + args.k, Math.max(candidates, 0));
-    const hits = this.library.nearest(vector, n, allow).map((h) => this.hit(h.imageId, h.score, 'vector'));
+    const hits = this.library.nearest(vector, n, allow);
     return {
-      hits: hits.slice(args.offset),
+      hits: this.page(
+        hits.slice(args.offset).map((h) => ({ imageId: h.imageId, score: h.score, via: 'vector' })),
+      ),
       total: Math.max(candidates, hits.length),
       cutoff: null,
       lang: null,

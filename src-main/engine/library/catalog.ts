@@ -259,6 +259,14 @@ export class Catalog {
     return row ? toRecord(row) : null;
   }
 
+  /** The records of these ids in one query (a page of search results), by id; ids not in the catalog are absent. */
+  images(ids: readonly number[]): Map<number, ImageRecord> {
+    const rows = this.stmt(
+      `SELECT ${IMAGE_COLUMNS} FROM images WHERE id IN (SELECT value FROM json_each(?))`,
+    ).all(JSON.stringify(ids)) as ImageRow[];
+    return new Map(rows.map((row) => [row.id, toRecord(row)]));
+  }
+
   imageByPath(path: string): ImageRecord | null {
     const row = this.stmt(`SELECT ${IMAGE_COLUMNS} FROM images WHERE path = ?`).get(path) as
       | ImageRow
