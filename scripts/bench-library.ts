@@ -57,10 +57,10 @@ const dir = join(work, 'library');
 const t0 = performance.now();
 const cpu0 = process.cpuUsage();
 const lib = await Library.open({ dir });
-lib.addRoot(photos);
+lib.roots.add(photos);
 let firstEmbedAt = 0;
 let last = 0;
-const result = await lib.index({
+const result = await lib.indexer.run({
   onProgress: (p) => {
     if (!firstEmbedAt && p.done > 0) firstEmbedAt = performance.now();
     if (p.done - last >= 1000) {

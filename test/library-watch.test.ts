@@ -36,10 +36,10 @@ describe.skipIf(note !== '')(`library watcher${note}`, () => {
     const folder = await makePhotoFolder(join(tmp.dir, 'w'), 3);
     const lib = await Library.open({ dir: join(tmp.dir, 'lib'), model, extractor, workers: 1 });
     try {
-      lib.addRoot(folder.root);
-      await lib.index();
+      lib.roots.add(folder.root);
+      await lib.indexer.run();
       const reported: number[] = [];
-      await lib.watch((ids) => reported.push(...ids));
+      await lib.watcher.start((ids) => reported.push(...ids));
       const spare = flickrPhotos(30).slice(20);
 
       const added = join(folder.root, 'trip 2019', 'new arrival.jpg');
@@ -47,7 +47,7 @@ describe.skipIf(note !== '')(`library watcher${note}`, () => {
       await waitFor('the new photo is indexed', () => lib.catalog.imageByPath(added)?.status === 'indexed');
       const addedId = lib.catalog.imageByPath(added)?.id as number;
       await waitFor('the change is reported', () => reported.includes(addedId));
-      expect(lib.nearest(lib.vector(addedId) as Float32Array, 1)[0]?.imageId).toBe(addedId);
+      expect(lib.search.nearest(lib.search.get(addedId) as Float32Array, 1)[0]?.imageId).toBe(addedId);
 
       const removed = folder.good[0] as string;
       const removedId = lib.catalog.imageByPath(removed)?.id as number;
@@ -59,7 +59,7 @@ describe.skipIf(note !== '')(`library watcher${note}`, () => {
       const before = lib.counts();
       const away = `${folder.root}-away`;
       renameSync(folder.root, away);
-      await waitFor('the root shows offline', () => lib.roots()[0]?.online === false);
+      await waitFor('the root shows offline', () => lib.roots.list()[0]?.online === false);
       await new Promise((resolve) => setTimeout(resolve, 3000));
       expect(lib.counts()).toEqual(before);
       // Plugged back in, with a photo added meanwhile: picked up without a manual run.
@@ -71,7 +71,7 @@ describe.skipIf(note !== '')(`library watcher${note}`, () => {
         'the photo added while offline is indexed',
         () => lib.catalog.imageByPath(back)?.status === 'indexed',
       );
-      expect(lib.roots()[0]?.online).toBe(true);
+      expect(lib.roots.list()[0]?.online).toBe(true);
       expect(lib.counts()).toMatchObject({ total: before.total + 1, pending: 0 });
     } finally {
       await lib.close();

@@ -15,7 +15,7 @@ export function indexedImage(library: Library, imageId: number): ImageRecord {
 /** The joint vector of an indexed photo, or why there is none yet. */
 export function indexedVector(library: Library, imageId: number): Float32Array {
   indexedImage(library, imageId);
-  const vector = library.vector(imageId);
+  const vector = library.search.get(imageId);
   if (!vector)
     throw new SagasuError(
       'not-indexed',
@@ -53,12 +53,12 @@ export class Catalogue {
   ) {}
 
   private progress(): IndexProgress {
-    return this.library.progress();
+    return this.library.indexer.progress();
   }
 
   status(): Output<'status'> {
     return {
-      roots: this.library.roots(),
+      roots: this.library.roots.list(),
       images: this.library.counts(),
       failures: this.library.catalog.failures(),
       model: { name: this.model().name, dim: this.model().dim, languages: this.model().languages },
@@ -68,13 +68,13 @@ export class Catalogue {
   }
 
   addRoot(path: string): Output<'roots.add'> {
-    const root = this.library.addRoot(path);
+    const root = this.library.roots.add(path);
     this.options.emit('library.changed', { imageIds: null });
     return root;
   }
 
   removeRoot(rootId: number): Output<'roots.remove'> {
-    const removed = this.library.removeRoot(rootId);
+    const removed = this.library.roots.remove(rootId);
     this.options.stale();
     this.options.emit('library.changed', { imageIds: null });
     return removed;
@@ -84,8 +84,8 @@ export class Catalogue {
     if (!this.job) {
       let done = 0;
       let announced = 0;
-      this.job = this.library
-        .index({
+      this.job = this.library.indexer
+        .run({
           ...(rootId === undefined ? {} : { rootId }),
           removeMissing,
           onProgress: (p) => {

@@ -130,7 +130,7 @@ export class Search {
     const allowed = this.library.catalog.filterIds(filters);
     const allow = allowed ? (id: number) => allowed.has(id) : undefined;
     const n = Math.min(fetch, this.library.counts().indexed);
-    const nearest = this.library.nearest(vector, n, allow);
+    const nearest = this.library.search.nearest(vector, n, allow);
     const cosines = new Map(nearest.map((h) => [h.imageId, h.score]));
     // File, folder and tag names are matched on the sentence's content words only: "on the" names nothing.
     const content = query
@@ -170,8 +170,8 @@ export class Search {
       if (cosine === undefined) {
         // Its stored vector still gives the joint score.
         const image = beyond.get(imageId);
-        if (!image || !this.library.rootOnline(image.rootId)) continue;
-        const stored = this.library.vector(imageId);
+        if (!image || !this.library.roots.online(image.rootId)) continue;
+        const stored = this.library.search.get(imageId);
         if (!stored) continue;
         cosine = dot(stored, vector);
       }
@@ -200,7 +200,7 @@ export class Search {
   ): Promise<{ z: (id: number) => number; top: number[]; unknownShare: number } | null> {
     const fusion = this.ranking.fusion;
     if (!fusion) return null;
-    const table = this.library.classes();
+    const table = this.library.search.classes;
     const rows = table.view();
     const terms = await fusion.lexicon.query(query, lang);
     const scores = conceptScores(terms, rows, fusion.weights.floor);
@@ -252,7 +252,7 @@ export class Search {
     const candidates =
       (allowed ? allowed.size : this.library.counts().indexed) - (self === undefined ? 0 : 1);
     const n = Math.min(args.offset + args.k, Math.max(candidates, 0));
-    const hits = this.library.nearest(vector, n, allow);
+    const hits = this.library.search.nearest(vector, n, allow);
     return {
       hits: this.page(
         hits.slice(args.offset).map((h) => ({ imageId: h.imageId, score: h.score, via: 'vector' })),
