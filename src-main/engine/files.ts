@@ -97,3 +97,26 @@ function makeLevelSync(dir: string): void {
     throw code === 'ENOENT' ? refused(dir, error) : error;
   }
 }
+
+/** `fn` over the items, at most `width` at a time (files read and hashed in parallel), results in input order. */
+export async function mapPool<T, R>(
+  items: readonly T[],
+  width: number,
+  fn: (item: T, k: number) => Promise<R>,
+): Promise<R[]> {
+  const results = new Array<R>(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const k = next++;
+      results[k] = await fn(items[k] as T, k);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(width, items.length) }, worker));
+  return results;
+}
+
+/** A typed array's bytes as a Buffer, not copied (the .f32/.i32 files are written straight from them). */
+export function bytesOf(view: ArrayBufferView): Buffer {
+  return Buffer.from(view.buffer, view.byteOffset, view.byteLength);
+}

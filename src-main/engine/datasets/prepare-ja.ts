@@ -3,6 +3,7 @@ import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { endianness } from 'node:os';
 import { join, resolve } from 'node:path';
 import { ArgumentError, SagasuError } from '../errors.ts';
+import { bytesOf } from '../files.ts';
 import { cacheDir } from '../paths.ts';
 import { JA_TOKENIZER_VERSION, japaneseTokenizer, Vocabulary } from '../text/index.ts';
 import {
@@ -108,7 +109,6 @@ export interface PreparedJaMeta {
 }
 
 const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
-const bytesOf = (view: ArrayBufferView) => Buffer.from(view.buffer, view.byteOffset, view.byteLength);
 
 /**
  * Tokenizes every Japanese caption with the app's Japanese tokenizer (the one queries go through) and
