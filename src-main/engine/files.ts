@@ -1,14 +1,10 @@
 import { mkdirSync, statSync } from 'node:fs';
 import { mkdir, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { SagasuError } from './errors.ts';
+import { fileErrorClass } from './errors.ts';
 
 /** A file or folder Sagasu was asked to write (an output, a report, the library) that cannot be written. */
-export class WriteError extends SagasuError {
-  constructor(path: string, reason: string, options?: { cause?: unknown }) {
-    super('cannot-write', path, reason, options);
-  }
-}
+export class WriteError extends fileErrorClass('cannot-write') {}
 
 /** Why writing `path` failed, in words, from the system's error code. */
 export function writeError(path: string, error: unknown): WriteError {

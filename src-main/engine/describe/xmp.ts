@@ -2,7 +2,7 @@ import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import { constants } from 'node:fs';
 import { access, lstat, stat } from 'node:fs/promises';
 import { basename, dirname, extname, join, resolve } from 'node:path';
-import { ArgumentError, SagasuError } from '../errors.ts';
+import { ArgumentError, FileError } from '../errors.ts';
 
 /**
  * XMP sidecars through ExifTool (never hand-written XMP): accepted tags go into dc:subject (and their
@@ -20,16 +20,7 @@ export type XmpErrorCode =
   | 'write-failed'
   | 'read-failed';
 
-export class XmpError extends SagasuError {
-  constructor(
-    override readonly code: XmpErrorCode,
-    readonly file: string,
-    reason: string,
-    options?: { cause?: unknown },
-  ) {
-    super(code, file, reason, options);
-  }
-}
+export class XmpError extends FileError<XmpErrorCode> {}
 
 export interface XmpContent {
   /** Keywords for dc:subject, added to the ones the sidecar already has (no duplicates). */

@@ -9,7 +9,7 @@ import type {
   SearchFilters,
   Tag,
 } from '../../contract/index.ts';
-import { ArgumentError, SagasuError } from '../errors.ts';
+import { ArgumentError, fileErrorClass, SagasuError } from '../errors.ts';
 import { MIGRATIONS } from './schema.ts';
 import { openDatabase } from './sqlite.ts';
 
@@ -71,11 +71,7 @@ interface TagRow {
 }
 
 /** The catalog is from a newer Sagasu, or is not a Sagasu catalog at all. */
-export class CatalogError extends SagasuError {
-  constructor(file: string, reason: string, options?: { cause?: unknown }) {
-    super('catalog-invalid', file, reason, options);
-  }
-}
+export class CatalogError extends fileErrorClass('catalog-invalid') {}
 
 /**
  * All of the library's SQL. The catalog is the source of truth (vectors included); the HNSW file is a
