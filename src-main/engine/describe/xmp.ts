@@ -85,18 +85,7 @@ function exiftool(executable: string, args: readonly string[], subject: string):
     child.stdout.on('data', (b: Buffer) => out.push(b));
     child.stderr.on('data', (b: Buffer) => err.push(b));
     child.on('error', (cause: NodeJS.ErrnoException) => {
-      reject(
-        cause.code === 'ENOENT' || cause.code === 'EACCES'
-          ? new XmpError(
-              'exiftool-missing',
-              executable,
-              `ExifTool is not installed or not runnable: ${INSTALL}`,
-              {
-                cause,
-              },
-            )
-          : new XmpError('write-failed', subject, `could not run ExifTool: ${cause.message}`, { cause }),
-      );
+      reject(spawnError(cause, executable, subject));
     });
     child.on('close', (code) =>
       resolvePromise({
@@ -108,6 +97,15 @@ function exiftool(executable: string, args: readonly string[], subject: string):
     child.stdin.on('error', () => {}); // a child that died early: 'close' reports it
     child.stdin.end(`${args.join('\n')}\n`);
   });
+}
+
+/** Why ExifTool could not be started: not installed (with how to install it), or the system's reason. */
+function spawnError(cause: NodeJS.ErrnoException, executable: string, subject: string): XmpError {
+  return cause.code === 'ENOENT' || cause.code === 'EACCES'
+    ? new XmpError('exiftool-missing', executable, `ExifTool is not installed or not runnable: ${INSTALL}`, {
+        cause,
+      })
+    : new XmpError('write-failed', subject, `could not run ExifTool: ${cause.message}`, { cause });
 }
 
 function oneLine(text: string): string {
@@ -263,17 +261,7 @@ export class XmpWriter {
       this.waiting?.();
     });
     child.on('error', (cause: NodeJS.ErrnoException) => {
-      this.failure =
-        cause.code === 'ENOENT' || cause.code === 'EACCES'
-          ? new XmpError(
-              'exiftool-missing',
-              executable,
-              `ExifTool is not installed or not runnable: ${INSTALL}`,
-              {
-                cause,
-              },
-            )
-          : new XmpError('write-failed', executable, `ExifTool failed: ${cause.message}`, { cause });
+      this.failure = spawnError(cause, executable, executable);
       this.waiting?.();
     });
     child.on('close', () => {
