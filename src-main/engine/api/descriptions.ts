@@ -1,7 +1,13 @@
 import type { Output, ParsedInput } from '../../contract/index.ts';
 import { imagenetClassProbs } from '../cnn/index.ts';
 import { ConceptLexicon, conceptTags } from '../concepts/index.ts';
-import { CaptionBank, LayerExplainer, tagsFor } from '../describe/index.ts';
+import {
+  CaptionBank,
+  LayerExplainer,
+  type ScoredCaption,
+  type ScoredTag,
+  tagsFor,
+} from '../describe/index.ts';
 import { ArgumentError, ImageError, SagasuError } from '../errors.ts';
 import type { FneExtractor } from '../fne/index.ts';
 import type { JointModel } from '../joint/index.ts';
@@ -56,11 +62,8 @@ export class Descriptions {
         throw error;
       },
     );
-    this.library.catalog.setAutoDescriptions(
-      imageId,
-      bank.captionsFor(vector, 5),
-      withConceptTags(tagsFor(bank, vector), probs ? conceptTags(lexicon, probs) : []),
-    );
+    const { captions, tags } = autoDescriptions(bank, lexicon, vector, probs);
+    this.library.catalog.setAutoDescriptions(imageId, captions, tags);
     this.described(imageId);
     return this.library.catalog.descriptions(imageId);
   }
@@ -73,14 +76,9 @@ export class Descriptions {
       this.conceptLexicon(),
     ]);
     const vector = await this.model.embedImages([features]);
-    return {
-      captions: bank
-        .captionsFor(vector, 5)
-        .map(({ text, score }) => ({ id: 0, text, score, source: 'auto', status: 'proposed' }) as const),
-      tags: withConceptTags(tagsFor(bank, vector), conceptTags(lexicon, features.probs)).map(
-        ({ text, confidence }) => ({ id: 0, text, confidence, source: 'auto', status: 'proposed' }) as const,
-      ),
-    };
+    const { captions, tags } = autoDescriptions(bank, lexicon, vector, features.probs);
+    const proposed = <T>(d: T) => ({ id: 0, ...d, source: 'auto', status: 'proposed' }) as const;
+    return { captions: captions.map(proposed), tags: tags.map(proposed) };
   }
 
   conceptLexicon(): Promise<ConceptLexicon> {
@@ -126,4 +124,17 @@ function withConceptTags(
   return [...best]
     .map(([text, confidence]) => ({ text, confidence }))
     .sort((a, b) => b.confidence - a.confidence || (a.text < b.text ? -1 : 1));
+}
+
+/** A photo's proposed captions and tags: from its vector, and concept tags from its classes when there are any. */
+function autoDescriptions(
+  bank: CaptionBank,
+  lexicon: ConceptLexicon,
+  vector: Float32Array,
+  probs: Float32Array | null,
+): { captions: ScoredCaption[]; tags: ScoredTag[] } {
+  return {
+    captions: bank.captionsFor(vector, 5),
+    tags: withConceptTags(tagsFor(bank, vector), probs ? conceptTags(lexicon, probs) : []),
+  };
 }

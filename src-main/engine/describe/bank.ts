@@ -136,10 +136,6 @@ export class CaptionBank {
   }
 
   /** Cosine similarity of a unit vector with every caption, in bank order. */
-  scores(vec: Float32Array): Float32Array {
-    return this.sharedScores(vec).slice();
-  }
-
   private sharedScores(vec: Float32Array): Float32Array {
     // Captions and tags of one photo score the same vector twice in a row: the second pass is free.
     const last = this.last;
