@@ -1,7 +1,7 @@
 import type { Events, IndexProgress, Output } from '../../contract/index.ts';
 import type { ConceptLexicon } from '../concepts/index.ts';
-import { exportRows, XmpWriter } from '../describe/index.ts';
 import { ArgumentError, SagasuError } from '../errors.ts';
+import { exportRows, XmpWriter } from '../export/index.ts';
 import type { JointModel } from '../joint/index.ts';
 import type { ImageRecord, Library } from '../library/index.ts';
 

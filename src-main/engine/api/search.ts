@@ -1,6 +1,7 @@
 import type { Hit, ParsedInput, SearchFilters, SearchPage } from '../../contract/index.ts';
+import { loadSearchCalibration } from '../calibration/index.ts';
 import { ConceptLexicon } from '../concepts/index.ts';
-import { isStopWord, loadSearchCalibration } from '../describe/index.ts';
+import { isStopWord } from '../describe/index.ts';
 import { SagasuError } from '../errors.ts';
 import {
   conceptScores,
