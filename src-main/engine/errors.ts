@@ -48,12 +48,7 @@ export type ImageErrorCode =
 /** A photo that cannot be turned into pixels. Indexing records it and goes on. */
 export class ImageError extends FileError<ImageErrorCode> {}
 
-export type ModelErrorCode =
-  | 'missing'
-  | 'sha256-mismatch'
-  | 'download-failed'
-  | 'invalid-model'
-  | 'unsupported-op';
+type ModelErrorCode = 'missing' | 'sha256-mismatch' | 'download-failed' | 'invalid-model' | 'unsupported-op';
 
 /** A model file that is absent, altered or not what the engine can run. */
 export class ModelError extends FileError<ModelErrorCode> {}

@@ -6,7 +6,7 @@ import { bytesOf } from '../files.ts';
 import { DEFAULT_THRESHOLDS, type ExtractorOptions, FneExtractor, type Thresholds } from '../fne/index.ts';
 import { cacheDir } from '../paths.ts';
 
-export const defaultFeatureCacheRoot = join(cacheDir, 'features');
+const defaultFeatureCacheRoot = join(cacheDir, 'features');
 
 // Feature cache: one file per image content, so renaming or moving a photo costs nothing and a killed run
 // loses at most the batch in flight.

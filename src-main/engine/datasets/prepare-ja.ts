@@ -24,10 +24,10 @@ import { DEFAULT_MIN_COUNT, defaultPreparedDir, encodeCaptions, PREPARED_FORMAT 
  * for the images (images.tsv indexes, fne.i8). The image side of the Japanese encoder is the shipped
  * English model's, so the photos' features are the English data set's, never a second copy.
  */
-export const PREPARED_JA_FORMAT = 'sagasu-flickr8k-captions/1';
+const PREPARED_JA_FORMAT = 'sagasu-flickr8k-captions/1';
 export const defaultPreparedJaDir = join(cacheDir, 'data', 'flickr8k-ja');
 
-export const PREPARED_JA_FILES = [
+const PREPARED_JA_FILES = [
   'vocab.txt',
   'captions.tsv',
   'tokens.i32',
@@ -84,7 +84,7 @@ export async function readJapaneseCaptions(
   return out;
 }
 
-export interface PrepareJaOptions {
+interface PrepareJaOptions {
   /** The English prepared folder whose images.tsv indexes the photos (default .cache/data/flickr8k). */
   images?: string;
   /** Output folder (default .cache/data/flickr8k-ja). */
@@ -94,7 +94,7 @@ export interface PrepareJaOptions {
   log?: (line: string) => void;
 }
 
-export interface PreparedJaMeta {
+interface PreparedJaMeta {
   format: string;
   language: 'ja';
   dataset: string;

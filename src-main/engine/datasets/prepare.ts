@@ -42,7 +42,7 @@ export const PREPARED_FILES = [
   'offsets.i32',
   'caption_image.i32',
 ] as const;
-export type PreparedFile = (typeof PREPARED_FILES)[number];
+type PreparedFile = (typeof PREPARED_FILES)[number];
 
 /** Beside meta.json, not in it: the preparation's identity (meta.json's sha256, which models record) stays. */
 export const PROBS_FILE = 'probs.f32';
@@ -94,7 +94,7 @@ async function writeProbs(
   await rename(join(out, `${PROBS_META}.tmp`), join(out, PROBS_META));
 }
 
-export interface PrepareOptions {
+interface PrepareOptions {
   /** Where the prepared files go (default .cache/data/flickr8k). */
   out?: string;
   /** The CNN (default mobilenet_v2); each needs its own statistics (npm run stats:compute -- --backbone). */
@@ -113,12 +113,12 @@ export interface PrepareOptions {
   onProgress?: (done: number, total: number) => void;
 }
 
-export interface SplitTokens {
+interface SplitTokens {
   tokens: number;
   unknown: number;
 }
 
-export interface PreparedMeta {
+interface PreparedMeta {
   format: string;
   dataset: string;
   limitImages: number | null;
@@ -200,7 +200,7 @@ const emptySplitCounts = <T>(make: () => T): Record<Flickr8kImageSplit, T> => ({
 });
 
 /** The training contract's token arrays: captions' ids concatenated, their offsets, their images, counts. */
-export interface EncodedCaptions {
+interface EncodedCaptions {
   tokens: Int32Array;
   /** caption k = tokens[offsets[k]:offsets[k+1]] */
   offsets: Int32Array;

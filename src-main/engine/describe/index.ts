@@ -11,5 +11,5 @@ export {
   type ScoredCaption,
 } from './bank.ts';
 export { blockOf, LayerExplainer, type LayerExplainerOptions } from './explain.ts';
-export { DEFAULT_TAG_OPTIONS, type ScoredTag, type TagOptions, tagsFor } from './tags.ts';
+export { type ScoredTag, type TagOptions, tagsFor } from './tags.ts';
 export { captionKey, cleanCaption, contentLemmas, isStopWord, lemma, words } from './words.ts';

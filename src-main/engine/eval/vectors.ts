@@ -16,7 +16,7 @@ import { decodeForCnn } from '../image/index.ts';
 import { cacheDir } from '../paths.ts';
 
 /** Where `sagasu eval` keeps image features, one folder per CNN and statistics (see FeatureCache). */
-export const defaultVectorCacheRoot = join(cacheDir, 'eval-vectors');
+const defaultVectorCacheRoot = join(cacheDir, 'eval-vectors');
 
 export interface ImageFailure {
   /** Index into the data set's images. */

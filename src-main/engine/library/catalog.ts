@@ -29,7 +29,7 @@ export interface KnownFile {
 }
 
 /** What indexing learned about one photo. */
-export interface IndexedImage {
+interface IndexedImage {
   bytes: number;
   mtimeMs: number;
   hash: string;
@@ -759,7 +759,7 @@ export function typeFromName(path: string): FileType | null {
 const CJK = /[\p{Script=Han}\p{Script=Hiragana}\p{Script=Katakana}\p{Script=Hangul}\u30fc\u3005]/gu;
 
 /** unicode61 keeps a run of kanji/kana as one token; one character per token lets a query find it anywhere. */
-export function ftsText(text: string): string {
+function ftsText(text: string): string {
   return text.normalize('NFKC').replace(CJK, ' $& ');
 }
 

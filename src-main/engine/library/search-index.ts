@@ -13,7 +13,7 @@ interface IndexStateMeta extends SavedIndexState {
 }
 
 /** The model set whose rows serve search: its version (rows of other versions are not read) and dimension. */
-export interface ServedSet {
+interface ServedSet {
   version: string;
   dim: number;
 }
