@@ -5,6 +5,7 @@ import { Piscina } from 'piscina';
 import type { FileType, IndexProgress, IndexState } from '../../contract/index.ts';
 import { imagenetClassProbs } from '../cnn/index.ts';
 import { ArgumentError } from '../errors.ts';
+import type { FneExtractor, ImageFeatures } from '../fne/index.ts';
 import { encodeTopClasses, topClasses } from '../fusion/index.ts';
 import type { ModelSet } from '../joint/index.ts';
 import type { Catalog, KnownFile } from './catalog.ts';
@@ -354,20 +355,12 @@ export class Indexer {
       if (batch.length === 0) return;
       const images = batch;
       batch = [];
-      const features = await extractor.extractDecoded(
-        images.map((d) => ({
-          file: d.path,
-          pixels: d.pixels,
-          width: d.width,
-          height: d.height,
-          format: d.format,
-        })),
-      );
+      const features = await extractor.extractDecoded(images.map(cnnInput));
       const vectors = await model.embedImages(features.map((f) => ({ fne: f.fne, oneLayer: f.oneLayer })));
       const stored = images.map((_d, i) =>
         quantize(vectors.subarray(i * this.choice.active.dim, (i + 1) * this.choice.active.dim)),
       );
-      const classes = features.map((f) => encodeTopClasses(topClasses(imagenetClassProbs(f.probs))));
+      const classes = features.map(topClassesOf);
       this.catalog.transaction(() => {
         images.forEach((d, i) => {
           const id = idOf.get(d.path) as number;
@@ -463,14 +456,39 @@ export class Indexer {
   ): Promise<IndexState> {
     const jobs = this.catalog.missingClasses(online, this.choice.active.version);
     if (jobs.length === 0) return 'done';
-    const extractor = await this.choice.extractor();
+    const version = this.choice.active.version;
+    const pass = { cancelled: false };
+    for await (const { ids, features } of this.recompute(jobs, await this.choice.extractor(), emit, pass)) {
+      const classes = features.map(topClassesOf);
+      this.catalog.transaction(() => {
+        for (const [k, id] of ids.entries()) this.catalog.setClasses(id, version, classes[k] as Buffer);
+      });
+      for (const [k, id] of ids.entries()) this.search.setClasses(id, classes[k] as Buffer);
+    }
+    return pass.cancelled ? 'cancelled' : 'done';
+  }
+
+  /**
+   * A CNN pass over indexed photos, a batch at a time, counted as more of the run: each batch's photos that
+   * still decode to the content of their recorded hash, with their features. A photo changed since its walk,
+   * or unreadable now, is left out for the next walk. Stops (`pass.cancelled`) when the run is cancelled.
+   */
+  private async *recompute(
+    jobs: ReadonlyArray<{ id: number; path: string; hash: string | null }>,
+    extractor: FneExtractor,
+    emit: (patch: Partial<IndexProgress>) => void,
+    pass: { cancelled: boolean },
+  ): AsyncGenerator<{ ids: number[]; features: ImageFeatures[] }> {
     const pool = this.decodePool();
     const batchSize = this.options.batchSize ?? 8;
     let done = this.state.done;
     emit({ state: 'running', total: this.state.total + jobs.length });
     for (let start = 0; start < jobs.length; start += batchSize) {
       if (this.paused) await new Promise<void>((resolve) => (this.resumeGate = resolve));
-      if (this.cancelled) return 'cancelled';
+      if (this.cancelled) {
+        pass.cancelled = true;
+        return;
+      }
       const batch = jobs.slice(start, start + batchSize);
       const decoded = await Promise.all(
         batch.map((job) => pool.run({ path: job.path, mode: 'decode' }).catch(() => null)),
@@ -479,25 +497,11 @@ export class Indexer {
         const d = decoded[k];
         return d?.kind === 'decoded' && d.hash === job.hash ? [{ id: job.id, d }] : [];
       });
-      const features = await extractor.extractDecoded(
-        same.map(({ d }) => ({
-          file: d.path,
-          pixels: d.pixels,
-          width: d.width,
-          height: d.height,
-          format: d.format,
-        })),
-      );
-      const classes = features.map((f) => encodeTopClasses(topClasses(imagenetClassProbs(f.probs))));
-      this.catalog.transaction(() => {
-        for (const [k, { id }] of same.entries())
-          this.catalog.setClasses(id, this.choice.active.version, classes[k] as Buffer);
-      });
-      for (const [k, { id }] of same.entries()) this.search.setClasses(id, classes[k] as Buffer);
+      const features = await extractor.extractDecoded(same.map(({ d }) => cnnInput(d)));
+      yield { ids: same.map(({ id }) => id), features };
       done += batch.length;
       emit({ done, currentFile: batch.at(-1)?.path ?? null });
     }
-    return 'done';
   }
 
   private decodePool(): Piscina<DecodeTask, DecodeResult> {
@@ -528,47 +532,20 @@ export class Indexer {
     const jobs = this.catalog.missingVectors(online, target.version);
     const extractor = await this.choice.extractor(target.backbone);
     const model = await this.choice.model(target);
-    const pool = this.decodePool();
-    const batchSize = this.options.batchSize ?? 8;
-    let done = this.state.done;
-    emit({ state: 'running', total: this.state.total + jobs.length });
-    for (let start = 0; start < jobs.length; start += batchSize) {
-      if (this.paused) await new Promise<void>((resolve) => (this.resumeGate = resolve));
-      if (this.cancelled) return 'cancelled';
-      const batch = jobs.slice(start, start + batchSize);
-      const decoded = await Promise.all(
-        batch.map((job) => pool.run({ path: job.path, mode: 'decode' }).catch(() => null)),
-      );
-      // A photo changed since its walk, or unreadable now, waits for the next walk (pending after the swap).
-      const same = batch.flatMap((job, k) => {
-        const d = decoded[k];
-        return d?.kind === 'decoded' && d.hash === job.hash ? [{ id: job.id, d }] : [];
-      });
-      const features = await extractor.extractDecoded(
-        same.map(({ d }) => ({
-          file: d.path,
-          pixels: d.pixels,
-          width: d.width,
-          height: d.height,
-          format: d.format,
-        })),
-      );
+    const pass = { cancelled: false };
+    for await (const { ids, features } of this.recompute(jobs, extractor, emit, pass)) {
       const vectors = await model.embedImages(features.map((f) => ({ fne: f.fne, oneLayer: f.oneLayer })));
       if (this.choice.target !== target) return 'done';
       this.catalog.transaction(() => {
-        for (const [k, { id }] of same.entries()) {
+        for (const [k, id] of ids.entries()) {
           const { q, scale } = quantize(vectors.subarray(k * target.dim, (k + 1) * target.dim));
           this.catalog.setVector(id, target.version, q, scale);
-          const top = encodeTopClasses(
-            topClasses(imagenetClassProbs((features[k] as { probs: Float32Array }).probs)),
-          );
-          this.catalog.setClasses(id, target.version, top);
+          this.catalog.setClasses(id, target.version, topClassesOf(features[k] as ImageFeatures));
         }
       });
       haltPoint('switching');
-      done += batch.length;
-      emit({ done, currentFile: batch.at(-1)?.path ?? null });
     }
+    if (pass.cancelled) return 'cancelled';
     const install = await this.choice.switched?.(model, extractor);
     if (this.choice.target !== target || this.cancelled) return this.cancelled ? 'cancelled' : 'done';
     this.catalog.transaction(() => {
@@ -667,6 +644,16 @@ function planMoves(
     }
   }
   return { moved, fresh, gone };
+}
+
+/** What the CNN reads of a decoded photo. */
+function cnnInput(d: Extract<DecodeResult, { kind: 'decoded' }>) {
+  return { file: d.path, pixels: d.pixels, width: d.width, height: d.height, format: d.format };
+}
+
+/** A photo's top classes as the catalog stores them. */
+function topClassesOf(features: { probs: Float32Array }): Buffer {
+  return encodeTopClasses(topClasses(imagenetClassProbs(features.probs)));
 }
 
 function tsxLoader(): string {
