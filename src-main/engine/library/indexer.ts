@@ -296,6 +296,7 @@ export class Indexer {
     changed: Set<number>,
   ): Promise<IndexState> {
     if (jobs.length === 0) return 'done';
+    const { version, dim } = this.choice.active;
     const extractor = await this.choice.extractor();
     const model = await this.choice.model();
     const pool = this.decodePool();
@@ -357,31 +358,17 @@ export class Indexer {
       batch = [];
       const features = await extractor.extractDecoded(images.map(cnnInput));
       const vectors = await model.embedImages(features.map((f) => ({ fne: f.fne, oneLayer: f.oneLayer })));
-      const stored = images.map((_d, i) =>
-        quantize(vectors.subarray(i * this.choice.active.dim, (i + 1) * this.choice.active.dim)),
-      );
+      const stored = images.map((_d, i) => quantize(vectors.subarray(i * dim, (i + 1) * dim)));
       const classes = features.map(topClassesOf);
       this.catalog.transaction(() => {
         images.forEach((d, i) => {
           const id = idOf.get(d.path) as number;
           const { q, scale } = stored[i] as { q: Buffer; scale: number };
-          this.catalog.setIndexed(
-            id,
-            {
-              bytes: d.bytes,
-              mtimeMs: d.mtimeMs,
-              hash: d.hash,
-              width: d.width,
-              height: d.height,
-              takenAt: d.takenAt,
-              camera: d.camera,
-              type: FORMAT_TYPES[d.format] ?? null,
-            },
-            this.choice.active.version,
-            q,
-            scale,
-          );
-          this.catalog.setClasses(id, this.choice.active.version, classes[i] as Buffer);
+          const { bytes, mtimeMs, hash, width, height, takenAt, camera } = d;
+          const type = FORMAT_TYPES[d.format] ?? null;
+          const image = { bytes, mtimeMs, hash, width, height, takenAt, camera, type };
+          this.catalog.setIndexed(id, image, version, q, scale);
+          this.catalog.setClasses(id, version, classes[i] as Buffer);
         });
       });
       haltPoint('embedded');

@@ -65,12 +65,7 @@ export class SearchIndex {
     if (query.length !== this.set.dim)
       throw new ArgumentError('query', `expected ${this.set.dim} values, got ${query.length}`);
     const hidden = this.hidden();
-    const filter =
-      hidden && allow
-        ? (id: number) => !hidden.has(id) && allow(id)
-        : hidden
-          ? (id: number) => !hidden.has(id)
-          : allow;
+    const filter = hidden ? (id: number) => !hidden.has(id) && (!allow || allow(id)) : allow;
     return this.vectors.search(query, k, filter).map((r) => ({ imageId: r.label, score: r.score }));
   }
 
