@@ -1,13 +1,7 @@
 import type { Output, ParsedInput } from '../../contract/index.ts';
 import { imagenetClassProbs } from '../cnn/index.ts';
 import { ConceptLexicon, conceptTags } from '../concepts/index.ts';
-import {
-  CaptionBank,
-  LayerExplainer,
-  type ScoredCaption,
-  type ScoredTag,
-  tagsFor,
-} from '../describe/index.ts';
+import { CaptionBank, LayerExplainer, tagsFor } from '../describe/index.ts';
 import { ArgumentError, ImageError, SagasuError } from '../errors.ts';
 import type { FneExtractor } from '../fne/index.ts';
 import type { JointModel } from '../joint/index.ts';
@@ -132,7 +126,7 @@ function autoDescriptions(
   lexicon: ConceptLexicon,
   vector: Float32Array,
   probs: Float32Array | null,
-): { captions: ScoredCaption[]; tags: ScoredTag[] } {
+) {
   return {
     captions: bank.captionsFor(vector, 5),
     tags: withConceptTags(tagsFor(bank, vector), probs ? conceptTags(lexicon, probs) : []),

@@ -155,15 +155,10 @@ export class Search {
     const lastScore = nearest.at(-1)?.score ?? Number.NEGATIVE_INFINITY;
     // Beyond the fetched nearest a cosine is at most the last one's: what cannot reach the cutoff is skipped
     // before anything is read from the catalog; the rest, found by name or concept, is read in one query.
+    const reaches = (id: number) => cutoff === null || lastScore + lambda * (concept?.z(id) ?? 0) >= cutoff;
+    const outside = [...candidates].filter((id) => !cosines.has(id));
     const beyond = this.library.catalog.images(
-      [...candidates].filter(
-        (id) =>
-          !cosines.has(id) &&
-          (literal.has(id) ||
-            cutoff === null ||
-            nearest.length < n ||
-            lastScore + lambda * (concept?.z(id) ?? 0) >= cutoff),
-      ),
+      outside.filter((id) => literal.has(id) || nearest.length < n || reaches(id)),
     );
     const hits: Ranked[] = [];
     for (const imageId of candidates) {

@@ -102,10 +102,6 @@ export class Library {
     return this.choice.active.version;
   }
 
-  get dim(): number {
-    return this.choice.active.dim;
-  }
-
   /** Photos of the served set: indexed (with its vector), failed, pending. */
   counts(): { total: number; indexed: number; failed: number; pending: number } {
     return this.catalog.counts(this.modelVersion);
