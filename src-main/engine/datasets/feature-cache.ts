@@ -1,12 +1,45 @@
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { IMAGENET_CLASSES, imagenetClassProbs } from '../cnn/index.ts';
-import type { ImageError } from '../errors.ts';
+import {
+  type CnnBackbone,
+  DEFAULT_CNN_MODE,
+  IMAGENET_CLASSES,
+  imagenetClassProbs,
+  verifiedCnn,
+} from '../cnn/index.ts';
+import { type ImageError, SagasuError } from '../errors.ts';
 import { bytesOf } from '../files.ts';
-import { DEFAULT_THRESHOLDS, type ExtractorOptions, FneExtractor, type Thresholds } from '../fne/index.ts';
+import {
+  DEFAULT_THRESHOLDS,
+  type ExtractorOptions,
+  FneExtractor,
+  loadStats,
+  statsPaths,
+  type Thresholds,
+} from '../fne/index.ts';
 import { cacheDir } from '../paths.ts';
 
 const defaultFeatureCacheRoot = join(cacheDir, 'features');
+
+/**
+ * The built CNN of a backbone (MobileNetV2 in its default mode, the others float), its FNE statistics (refused
+ * when computed with another CNN), and the caches of features and class probabilities they name.
+ */
+export async function openFeatureCache(backbone: CnnBackbone, root?: string) {
+  const mode = backbone === 'mobilenet_v2' ? DEFAULT_CNN_MODE : 'float';
+  const manifest = await verifiedCnn(mode, undefined, backbone);
+  const files = statsPaths(backbone);
+  const stats = await loadStats(files.bin, files.meta);
+  if (stats.meta.cnnSha256 !== manifest.onnx.sha256 || stats.meta.mode !== mode)
+    throw new SagasuError(
+      'stats-mismatch',
+      files.meta,
+      `the statistics were computed with the ${stats.meta.mode} model ${stats.meta.cnnSha256}, not the ${mode} model ${manifest.onnx.sha256}; run \`npm run stats:compute${backbone === 'mobilenet_v2' ? '' : ` -- --backbone ${backbone}`}\``,
+    );
+  const dir = featureCacheDir(manifest.onnx.sha256, stats.meta.sha256, root);
+  const cache = new FeatureCache(dir, manifest.fneDim, manifest.oneLayer.channels, DEFAULT_THRESHOLDS);
+  return { mode, manifest, stats, cache, probs: new ProbsCache(dir) };
+}
 
 // Feature cache: one file per image content, so renaming or moving a photo costs nothing and a killed run
 // loses at most the batch in flight.

@@ -2,19 +2,13 @@ import { createHash } from 'node:crypto';
 import { mkdir, open, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { endianness } from 'node:os';
 import { join } from 'node:path';
-import {
-  type CnnBackbone,
-  type CnnManifest,
-  DEFAULT_CNN_MODE,
-  IMAGENET_CLASSES,
-  verifiedCnn,
-} from '../cnn/index.ts';
+import { type CnnBackbone, IMAGENET_CLASSES } from '../cnn/index.ts';
 import { ArgumentError, SagasuError } from '../errors.ts';
 import { bytesOf, mapPool } from '../files.ts';
-import { DEFAULT_THRESHOLDS, type FneStats, loadStats, statsPaths, type Thresholds } from '../fne/index.ts';
+import { DEFAULT_THRESHOLDS, type Thresholds } from '../fne/index.ts';
 import { cacheDir } from '../paths.ts';
 import { TOKENIZER_VERSION, tokenizeEnglish, UNK_ID, Vocabulary } from '../text/index.ts';
-import { FeatureCache, featureCacheDir, fillFeatureCache, ProbsCache } from './feature-cache.ts';
+import { fillFeatureCache, openFeatureCache, type ProbsCache } from './feature-cache.ts';
 import {
   BOGUS_CAPTION_IMAGE,
   type Flickr8kImage,
@@ -253,25 +247,15 @@ export async function prepareFlickr8k(options: PrepareOptions = {}): Promise<Pre
     throw new SagasuError('unsupported-platform', 'data:prepare', 'needs a little-endian machine');
 
   const backbone = options.backbone ?? 'mobilenet_v2';
-  const mode = backbone === 'mobilenet_v2' ? DEFAULT_CNN_MODE : 'float';
-  const manifest: CnnManifest = await verifiedCnn(mode, undefined, backbone);
-  const statsFiles = statsPaths(backbone);
-  const stats: FneStats = await loadStats(statsFiles.bin, statsFiles.meta);
-  if (stats.meta.cnnSha256 !== manifest.onnx.sha256 || stats.meta.mode !== mode)
-    throw new SagasuError(
-      'stats-mismatch',
-      statsFiles.meta,
-      `the statistics were computed with the ${stats.meta.mode} model ${stats.meta.cnnSha256}, not the ${mode} model ${manifest.onnx.sha256}; run \`npm run stats:compute${backbone === 'mobilenet_v2' ? '' : ` -- --backbone ${backbone}`}\``,
-    );
-  const fneDim = manifest.fneDim;
+  const {
+    mode,
+    manifest,
+    stats,
+    cache,
+    probs: probsCache,
+  } = await openFeatureCache(backbone, options.featureCacheRoot);
+  const { fneDim } = manifest;
   const oneLayerDim = manifest.oneLayer.channels;
-  const cache = new FeatureCache(
-    featureCacheDir(manifest.onnx.sha256, stats.meta.sha256, options.featureCacheRoot),
-    fneDim,
-    oneLayerDim,
-    DEFAULT_THRESHOLDS,
-  );
-  const probsCache = new ProbsCache(cache.dir);
 
   // Images, verified against the data set's manifest when it has one.
   const allImages = await listImages(dataDir);

@@ -1,17 +1,16 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { join } from 'node:path';
-import { type CnnBackbone, DEFAULT_CNN_MODE, verifiedCnn } from '../cnn/index.ts';
+import type { CnnBackbone } from '../cnn/index.ts';
 import {
   type CachedFeatures,
-  FeatureCache,
-  featureCacheDir,
+  type FeatureCache,
   fillFeatureCache,
-  ProbsCache,
+  openFeatureCache,
+  type ProbsCache,
 } from '../datasets/feature-cache.ts';
 import { SagasuError } from '../errors.ts';
 import { mapPool } from '../files.ts';
-import { DEFAULT_THRESHOLDS, type FneStats, loadStats, statsPaths } from '../fne/index.ts';
 import { decodeForCnn } from '../image/index.ts';
 import { cacheDir } from '../paths.ts';
 
@@ -66,26 +65,10 @@ async function sha256File(file: string): Promise<string> {
 export async function imageFeatures(files: readonly string[], options: FeatureOptions = {}) {
   const log = options.log ?? (() => {});
   const backbone = options.backbone ?? 'mobilenet_v2';
-  const manifest = await verifiedCnn(
-    backbone === 'mobilenet_v2' ? DEFAULT_CNN_MODE : 'float',
-    undefined,
+  const { stats, cache, probs } = await openFeatureCache(
     backbone,
+    options.cacheRoot ?? defaultVectorCacheRoot,
   );
-  const paths = statsPaths(backbone);
-  const stats: FneStats = await loadStats(paths.bin, paths.meta);
-  if (stats.meta.cnnSha256 !== manifest.onnx.sha256)
-    throw new SagasuError(
-      'stats-mismatch',
-      paths.meta,
-      `the statistics were computed with the CNN ${stats.meta.cnnSha256}, not the built ${manifest.onnx.sha256}; run \`npm run stats:compute${backbone === 'mobilenet_v2' ? '' : ` -- --backbone ${backbone}`}\``,
-    );
-  const cache = new FeatureCache(
-    featureCacheDir(manifest.onnx.sha256, stats.meta.sha256, options.cacheRoot ?? defaultVectorCacheRoot),
-    manifest.fneDim,
-    manifest.oneLayer.channels,
-    DEFAULT_THRESHOLDS,
-  );
-  const probs = new ProbsCache(cache.dir);
   const t0 = performance.now();
   const failed: ImageFailure[] = [];
   const sha256 = await mapPool(files, 8, async (file, image) => {
