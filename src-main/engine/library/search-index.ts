@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { ArgumentError } from '../errors.ts';
 import { ClassTable, decodeTopClasses } from '../fusion/index.ts';
+import type { ModelSet } from '../joint/index.ts';
 import type { Catalog } from './catalog.ts';
 import { haltPoint } from './halt.ts';
 import { dequantize } from './quantize.ts';
@@ -13,10 +14,7 @@ interface IndexStateMeta extends SavedIndexState {
 }
 
 /** The model set whose rows serve search: its version (rows of other versions are not read) and dimension. */
-interface ServedSet {
-  version: string;
-  dim: number;
-}
+type ServedSet = Pick<ModelSet, 'version' | 'dim'>;
 
 /**
  * What search reads of the served model set: its vectors in the HNSW graph (rebuilt from the catalog whenever
