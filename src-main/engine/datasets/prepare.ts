@@ -303,7 +303,7 @@ export async function prepareFlickr8k(options: PrepareOptions = {}): Promise<Pre
     probsCache,
     [...missing],
     { backbone, mode, stats, ...(options.threads ? { threads: options.threads } : {}), log },
-    { batchSize, ...(options.onProgress ? { onProgress: options.onProgress } : {}) },
+    { batchSize, onProgress: options.onProgress },
   );
 
   // Captions: those of the chosen images, in token-file order.

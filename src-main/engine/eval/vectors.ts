@@ -108,7 +108,7 @@ export async function imageFeatures(files: readonly string[], options: FeatureOp
     { backbone, stats, ...(options.threads ? { threads: options.threads } : {}), log },
     {
       batchSize: options.batchSize ?? 16,
-      ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+      onProgress: options.onProgress,
       onFailure: (k, error) => {
         for (const image of (pending[k] as [string, number[]])[1]) {
           failed.push({ image, file: files[image] as string, code: error.code, reason: error.reason });

@@ -396,20 +396,16 @@ export class Indexer {
           batch.push(result);
           if (batch.length >= batchSize) await flush();
           break;
-        case 'failed':
-          this.catalog.transaction(() =>
-            this.catalog.setFailed(id, result.reason, {
-              bytes: result.bytes,
-              mtimeMs: result.mtimeMs,
-              hash: result.hash,
-            }),
-          );
+        case 'failed': {
+          const { bytes, mtimeMs, hash } = result;
+          this.catalog.transaction(() => this.catalog.setFailed(id, result.reason, { bytes, mtimeMs, hash }));
           this.search.remove(id);
           changed.add(id);
           done++;
           failed++;
           report(result.path);
           break;
+        }
         case 'gone':
           // Deleted between the walk and its turn: as if the walk had not seen it.
           this.catalog.transaction(() => this.catalog.deleteImage(id));
@@ -441,9 +437,9 @@ export class Indexer {
     online: number[],
     emit: (patch: Partial<IndexProgress>) => void,
   ): Promise<IndexState> {
-    const jobs = this.catalog.missingClasses(online, this.choice.active.version);
-    if (jobs.length === 0) return 'done';
     const version = this.choice.active.version;
+    const jobs = this.catalog.missingClasses(online, version);
+    if (jobs.length === 0) return 'done';
     const pass = { cancelled: false };
     for await (const { ids, features } of this.recompute(jobs, await this.choice.extractor(), emit, pass)) {
       const classes = features.map(topClassesOf);
