@@ -7,7 +7,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { runCommand } from '../src-main/cli/run.ts';
-import { loadSearchCalibration } from '../src-main/engine/describe/index.ts';
+import { loadSearchCalibration } from '../src-main/engine/calibration/index.ts';
 import {
   captionConcepts,
   conceptAdjust,

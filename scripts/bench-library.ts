@@ -88,10 +88,10 @@ async function indexFromScratch(modelSet: string, backbone: string): Promise<Ind
   const t0 = performance.now();
   const cpu0 = process.cpuUsage();
   const lib = await Library.open({ dir, modelSet });
-  lib.addRoot(photos);
+  lib.roots.add(photos);
   let firstEmbedAt = 0;
   let last = 0;
-  const result = await lib.index({
+  const result = await lib.indexer.run({
     onProgress: (p) => {
       if (!firstEmbedAt && p.done > 0) firstEmbedAt = performance.now();
       if (p.done - last >= 1000) {

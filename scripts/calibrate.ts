@@ -13,15 +13,15 @@ import { existsSync } from 'node:fs';
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import { basename, join, relative } from 'node:path';
 import { runCommand } from '../src-main/cli/run.ts';
-import type { CnnBackbone } from '../src-main/engine/cnn/index.ts';
-import { ConceptLexicon } from '../src-main/engine/concepts/index.ts';
 import {
   chooseCutoff,
   pairScores,
   SEARCH_CALIBRATION_FILE,
   SEARCH_CALIBRATION_FORMAT,
   type SearchCalibration,
-} from '../src-main/engine/describe/calibration.ts';
+} from '../src-main/engine/calibration/search.ts';
+import type { CnnBackbone } from '../src-main/engine/cnn/index.ts';
+import { ConceptLexicon } from '../src-main/engine/concepts/index.ts';
 import { ArgumentError } from '../src-main/engine/errors.ts';
 import {
   type CaptionConcepts,

@@ -18,7 +18,7 @@ import {
   conceptTags,
   conceptTerms,
 } from '../src-main/engine/concepts/index.ts';
-import { readXmpSidecar, writeXmpSidecar } from '../src-main/engine/describe/index.ts';
+import { readXmpSidecar, writeXmpSidecar } from '../src-main/engine/export/index.ts';
 import { FneExtractor } from '../src-main/engine/fne/index.ts';
 import { cnnBuilt, skipNote } from './helpers/shared.ts';
 

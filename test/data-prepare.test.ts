@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { imagenetClassProbs } from '../src-main/engine/cnn/index.ts';
+import { FeatureCache } from '../src-main/engine/datasets/feature-cache.ts';
 import {
   BOGUS_CAPTION_IMAGE,
   flickr8kDir,
@@ -11,7 +12,6 @@ import {
   readManifest,
 } from '../src-main/engine/datasets/flickr8k.ts';
 import {
-  FeatureCache,
   PREPARED_FILES,
   PROBS_FILE,
   PROBS_META,

@@ -13,7 +13,7 @@ import {
   loadSearchCalibration,
   pairScores,
   type SearchCalibration,
-} from '../src-main/engine/describe/index.ts';
+} from '../src-main/engine/calibration/index.ts';
 import { ModelError } from '../src-main/engine/errors.ts';
 import { loadPreparedSplit, type PreparedSplit } from '../src-main/engine/eval/index.ts';
 import { JointModel, jointModelsDir } from '../src-main/engine/joint/index.ts';

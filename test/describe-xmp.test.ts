@@ -23,6 +23,7 @@ import { promisify } from 'node:util';
 import { parse } from 'csv-parse/sync';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ArgumentError } from '../src-main/engine/errors.ts';
 import {
   exportRows,
   readXmpSidecar,
@@ -30,8 +31,7 @@ import {
   writeXmpSidecar,
   XmpError,
   XmpWriter,
-} from '../src-main/engine/describe/index.ts';
-import { ArgumentError } from '../src-main/engine/errors.ts';
+} from '../src-main/engine/export/index.ts';
 import { referenceDir } from './helpers/shared.ts';
 
 const run = promisify(execFile);

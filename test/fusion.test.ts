@@ -185,9 +185,9 @@ describe(`the library keeps class probabilities and search ranks by the fused sc
       const libraryDir = join(dir, 'library');
       let library = await Library.open({ dir: libraryDir });
       try {
-        library.addRoot(photos);
-        await library.index();
-        expect(library.classes().size).toBe(files.length);
+        library.roots.add(photos);
+        await library.indexer.run();
+        expect(library.search.classes.size).toBe(files.length);
       } finally {
         await library.close();
       }
@@ -204,13 +204,13 @@ describe(`the library keeps class probabilities and search ranks by the fused sc
 
       library = await Library.open({ dir: libraryDir });
       try {
-        expect(library.classes().size).toBe(0);
+        expect(library.search.classes.size).toBe(0);
         const seen: number[] = [];
-        const end = await library.index({ onProgress: (p) => seen.push(p.total) });
+        const end = await library.indexer.run({ onProgress: (p) => seen.push(p.total) });
         expect(end.state).toBe('done');
         expect(end.total).toBe(files.length);
         expect(end.done).toBe(files.length);
-        expect(library.classes().size).toBe(files.length);
+        expect(library.search.classes.size).toBe(files.length);
       } finally {
         await library.close();
       }

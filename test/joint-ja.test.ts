@@ -119,6 +119,12 @@ describe('JointModel with the Japanese encoder beside it', () => {
     expect(a.unknown).toEqual(['iphone', 'ピカチュウ']);
     const e = await model.analyzeSentence('a dog', 'en');
     expect(e).toMatchObject({ lang: 'en', tokens: ['a', 'dog'], unknown: [] });
+    // The analysis encodes to the same vector as the sentence: search reads a query once.
+    for (const analysis of [a, e]) {
+      const text = analysis === a ? 'iPhoneで撮ったピカチュウ' : 'a dog';
+      const again = await model.encodeSentences([text], { lang: analysis.lang });
+      expect(maxAbsDiff(await model.encodeAnalysis(analysis), [Array.from(again)])).toBe(0);
+    }
   });
 
   it('gives bad Japanese queries a clear message or a vector, never a crash', async () => {

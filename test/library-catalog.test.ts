@@ -76,6 +76,14 @@ describe('library catalog (SQLite)', () => {
     expect(catalog.vectorChangesSince(0)).toEqual([]);
   });
 
+  it('reads a page of photos in one query, the same records as one by one, and leaves out ids it lacks', () => {
+    const ids = ['a.jpg', 'b.jpg', 'c.jpg'].map((rel) => add(rel));
+    const page = catalog.images([ids[2] as number, 9999, ids[0] as number]);
+    expect([...page.keys()].sort()).toEqual([ids[0], ids[2]].sort());
+    for (const id of [ids[0], ids[2]] as number[]) expect(page.get(id)).toEqual(catalog.image(id));
+    expect(catalog.images([]).size).toBe(0);
+  });
+
   it('counts indexed, failed and pending, and re-queues photos embedded by another model version', () => {
     const a = add('a.jpg');
     const b = add('b.jpg');

@@ -113,11 +113,11 @@ async function expectComplete(dir: string, files: string[]): Promise<void> {
   const lib = await Library.open({ dir });
   try {
     expect(lib.counts()).toEqual({ total: files.length, indexed: files.length, failed: 0, pending: 0 });
-    const images = [...lib.allImages()];
+    const images = [...lib.catalog.allImages()];
     expect(images.map((i) => i.path).sort()).toEqual([...files].sort());
-    expect(lib.indexedVectors()).toBe(files.length);
+    expect(lib.search.size).toBe(files.length);
     for (const image of images) {
-      const hits = lib.nearest(lib.vector(image.id) as Float32Array, 1);
+      const hits = lib.search.nearest(lib.search.get(image.id) as Float32Array, 1);
       expect(hits[0]?.imageId).toBe(image.id);
     }
   } finally {

@@ -41,16 +41,16 @@ describe.skipIf(note !== '')(`library indexing${note}`, () => {
 
   /** Each photo's own vector finds it first. */
   const selfFound = (lib: Library, ids: number[]) =>
-    ids.filter((id) => lib.nearest(lib.vector(id) as Float32Array, 1)[0]?.imageId === id).length;
+    ids.filter((id) => lib.search.nearest(lib.search.get(id) as Float32Array, 1)[0]?.imageId === id).length;
 
   it('indexes a folder: each photo once, bad files recorded with their reason, hidden folders and loops skipped', async () => {
     const folder = await makePhotoFolder(join(tmp.dir, 'a'));
     const lib = await open(join(tmp.dir, 'a-lib'));
     try {
-      const root = lib.addRoot(folder.root);
+      const root = lib.roots.add(folder.root);
       expect(root).toMatchObject({ online: true, images: 0 });
       const events: IndexProgress[] = [];
-      const result = await lib.index({ onProgress: (p) => events.push(p) });
+      const result = await lib.indexer.run({ onProgress: (p) => events.push(p) });
       const files = folder.good.length + folder.bad.length;
       expect(result).toMatchObject({ state: 'done', total: files, done: files, failed: folder.bad.length });
       expect(events[0]?.state).toBe('walking');
@@ -61,34 +61,34 @@ describe.skipIf(note !== '')(`library indexing${note}`, () => {
         failed: folder.bad.length,
         pending: 0,
       });
-      expect(lib.roots()).toEqual([{ ...root, images: files, failed: folder.bad.length }]);
+      expect(lib.roots.list()).toEqual([{ ...root, images: files, failed: folder.bad.length }]);
 
-      const ids = folder.good.map((path) => lib.imageByPath(path)?.id as number);
-      expect(ids.every((id) => lib.image(id)?.status === 'indexed')).toBe(true);
+      const ids = folder.good.map((path) => lib.catalog.imageByPath(path)?.id as number);
+      expect(ids.every((id) => lib.catalog.image(id)?.status === 'indexed')).toBe(true);
       for (const bad of folder.bad) {
-        expect(lib.imageByPath(bad.path)).toMatchObject({ status: 'failed' });
-        expect(lib.imageByPath(bad.path)?.error).toContain(bad.reason);
-        expect(lib.vector(lib.imageByPath(bad.path)?.id as number)).toBeNull();
+        expect(lib.catalog.imageByPath(bad.path)).toMatchObject({ status: 'failed' });
+        expect(lib.catalog.imageByPath(bad.path)?.error).toContain(bad.reason);
+        expect(lib.search.get(lib.catalog.imageByPath(bad.path)?.id as number)).toBeNull();
       }
-      const paths = [...lib.allImages()].map((i) => i.path);
+      const paths = [...lib.catalog.allImages()].map((i) => i.path);
       expect(paths.sort()).toEqual([...folder.good, ...folder.bad.map((b) => b.path)].sort());
-      expect(lib.indexedVectors()).toBe(folder.good.length);
+      expect(lib.search.size).toBe(folder.good.length);
       expect(selfFound(lib, ids)).toBe(ids.length);
 
-      expect(lib.imageByPath(folder.withExif)).toMatchObject({
+      expect(lib.catalog.imageByPath(folder.withExif)).toMatchObject({
         camera: 'Canon EOS 5D',
         takenAt: '2018-04-03T10:11:12',
         type: 'jpeg',
       });
-      expect(lib.imageByPath(folder.mislabelled)).toMatchObject({ type: 'png', status: 'indexed' });
-      const japanese = lib.imageByPath(folder.japanese)?.id;
-      expect(lib.keyword('犬', 10).map((k) => k.imageId)).toEqual([japanese]);
-      expect(lib.keyword('公園', 10).map((k) => k.imageId)).toEqual([japanese]);
-      const kyoto = lib.filterIds({ folder: join(folder.root, 'trip 2019', '京都') });
+      expect(lib.catalog.imageByPath(folder.mislabelled)).toMatchObject({ type: 'png', status: 'indexed' });
+      const japanese = lib.catalog.imageByPath(folder.japanese)?.id;
+      expect(lib.catalog.keyword('犬', 10).map((k) => k.imageId)).toEqual([japanese]);
+      expect(lib.catalog.keyword('公園', 10).map((k) => k.imageId)).toEqual([japanese]);
+      const kyoto = lib.catalog.filterIds({ folder: join(folder.root, 'trip 2019', '京都') });
       expect(kyoto?.size).toBe(folder.good.filter((p) => p.includes('京都')).length);
       // The filter works inside the search: every hit allowed, as many as asked for.
-      const q = lib.vector(ids[0] as number) as Float32Array;
-      const hits = lib.nearest(q, 2, (id) => kyoto?.has(id) ?? false);
+      const q = lib.search.get(ids[0] as number) as Float32Array;
+      const hits = lib.search.nearest(q, 2, (id) => kyoto?.has(id) ?? false);
       expect(hits).toHaveLength(2);
       expect(hits.every((h) => kyoto?.has(h.imageId))).toBe(true);
     } finally {
@@ -101,9 +101,9 @@ describe.skipIf(note !== '')(`library indexing${note}`, () => {
     const dir = join(tmp.dir, 'b-lib');
     let lib = await open(dir);
     try {
-      lib.addRoot(folder.root);
-      await lib.index();
-      expect(await lib.index()).toMatchObject({ state: 'done', total: 0 });
+      lib.roots.add(folder.root);
+      await lib.indexer.run();
+      expect(await lib.indexer.run()).toMatchObject({ state: 'done', total: 0 });
 
       const [touched, replaced, source, moved, deleted] = folder.good as [
         string,
@@ -112,7 +112,7 @@ describe.skipIf(note !== '')(`library indexing${note}`, () => {
         string,
         string,
       ];
-      const id = (path: string) => lib.imageByPath(path)?.id as number;
+      const id = (path: string) => lib.catalog.imageByPath(path)?.id as number;
       const [touchedId, replacedId, sourceId, movedId, deletedId] = [
         touched,
         replaced,
@@ -120,8 +120,8 @@ describe.skipIf(note !== '')(`library indexing${note}`, () => {
         moved,
         deleted,
       ].map(id) as [number, number, number, number, number];
-      const touchedVector = lib.vector(touchedId) as Float32Array;
-      const movedVector = lib.vector(movedId) as Float32Array;
+      const touchedVector = lib.search.get(touchedId) as Float32Array;
+      const movedVector = lib.search.get(movedId) as Float32Array;
 
       utimesSync(touched, new Date(), new Date(Date.now() + 5000));
       writeFileSync(replaced, await readFile(source));
@@ -129,28 +129,28 @@ describe.skipIf(note !== '')(`library indexing${note}`, () => {
       renameSync(moved, movedTo);
       rmSync(deleted);
 
-      const result = await lib.index();
+      const result = await lib.indexer.run();
       // Only the replaced file is embedded again.
       expect(result).toMatchObject({ state: 'done', total: 1, done: 1, failed: 0 });
-      expect(lib.image(touchedId)?.status).toBe('indexed');
-      expect(lib.vector(touchedId)).toEqual(touchedVector);
+      expect(lib.catalog.image(touchedId)?.status).toBe('indexed');
+      expect(lib.search.get(touchedId)).toEqual(touchedVector);
       expect(
-        cosine(lib.vector(replacedId) as Float32Array, lib.vector(sourceId) as Float32Array),
+        cosine(lib.search.get(replacedId) as Float32Array, lib.search.get(sourceId) as Float32Array),
       ).toBeGreaterThan(0.999);
-      expect(lib.imageByPath(moved)).toBeNull();
-      expect(lib.imageByPath(movedTo)?.id).toBe(movedId);
-      expect(lib.vector(movedId)).toEqual(movedVector);
-      expect(lib.keyword('移動', 5).map((k) => k.imageId)).toEqual([movedId]);
-      expect(lib.image(deletedId)).toBeNull();
-      expect(lib.nearest(lib.vector(sourceId) as Float32Array, 50).map((h) => h.imageId)).not.toContain(
-        deletedId,
-      );
+      expect(lib.catalog.imageByPath(moved)).toBeNull();
+      expect(lib.catalog.imageByPath(movedTo)?.id).toBe(movedId);
+      expect(lib.search.get(movedId)).toEqual(movedVector);
+      expect(lib.catalog.keyword('移動', 5).map((k) => k.imageId)).toEqual([movedId]);
+      expect(lib.catalog.image(deletedId)).toBeNull();
+      expect(
+        lib.search.nearest(lib.search.get(sourceId) as Float32Array, 50).map((h) => h.imageId),
+      ).not.toContain(deletedId);
       expect(lib.counts()).toMatchObject({ indexed: folder.good.length - 1, pending: 0 });
       await lib.close();
 
       // Reopened: the saved index is trusted and matches the catalog.
       lib = await open(dir);
-      expect(lib.indexedVectors()).toBe(lib.counts().indexed);
+      expect(lib.search.size).toBe(lib.counts().indexed);
       expect(selfFound(lib, [touchedId, replacedId, movedId])).toBe(3);
     } finally {
       await lib.close();
@@ -161,26 +161,26 @@ describe.skipIf(note !== '')(`library indexing${note}`, () => {
     const folder = await makePhotoFolder(join(tmp.dir, 'c'), 4);
     const lib = await open(join(tmp.dir, 'c-lib'));
     try {
-      const { id: rootId } = lib.addRoot(folder.root);
-      await lib.index();
+      const { id: rootId } = lib.roots.add(folder.root);
+      await lib.indexer.run();
       const counts = lib.counts();
-      const anyId = lib.imageByPath(folder.good[0] as string)?.id as number;
-      const q = lib.vector(anyId) as Float32Array;
+      const anyId = lib.catalog.imageByPath(folder.good[0] as string)?.id as number;
+      const q = lib.search.get(anyId) as Float32Array;
 
       const away = `${folder.root} (unplugged)`;
       renameSync(folder.root, away);
-      expect(await lib.index()).toMatchObject({ state: 'done', total: 0 });
-      expect(lib.roots()).toEqual([
+      expect(await lib.indexer.run()).toMatchObject({ state: 'done', total: 0 });
+      expect(lib.roots.list()).toEqual([
         expect.objectContaining({ id: rootId, online: false, images: counts.total }),
       ]);
       expect(lib.counts()).toEqual(counts);
-      expect(lib.image(anyId)?.status).toBe('indexed');
-      expect(lib.nearest(q, 5)).toEqual([]);
+      expect(lib.catalog.image(anyId)?.status).toBe('indexed');
+      expect(lib.search.nearest(q, 5)).toEqual([]);
 
       renameSync(away, folder.root);
-      expect(await lib.index()).toMatchObject({ state: 'done', total: 0 });
-      expect(lib.roots()[0]?.online).toBe(true);
-      expect(lib.nearest(q, 1)[0]?.imageId).toBe(anyId);
+      expect(await lib.indexer.run()).toMatchObject({ state: 'done', total: 0 });
+      expect(lib.roots.list()[0]?.online).toBe(true);
+      expect(lib.search.nearest(q, 1)[0]?.imageId).toBe(anyId);
     } finally {
       await lib.close();
     }
@@ -199,8 +199,8 @@ describe.skipIf(note !== '')(`library indexing${note}`, () => {
     for (const d of dirs) chmodSync(d, 0o555);
     const lib = await open(join(tmp.dir, 'd-lib'));
     try {
-      lib.addRoot(folder.root);
-      expect(await lib.index()).toMatchObject({ state: 'done', failed: folder.bad.length });
+      lib.roots.add(folder.root);
+      expect(await lib.indexer.run()).toMatchObject({ state: 'done', failed: folder.bad.length });
       expect(lib.counts().indexed).toBe(folder.good.length);
       expect(listing()).toEqual(before);
     } finally {
@@ -213,16 +213,16 @@ describe.skipIf(note !== '')(`library indexing${note}`, () => {
     const folder = await makePhotoFolder(join(tmp.dir, 'e'));
     const lib = await open(join(tmp.dir, 'e-lib'), { workers: 1, batchSize: 2 });
     try {
-      lib.addRoot(folder.root);
+      lib.roots.add(folder.root);
       let changed: { deleted: string; replaced: string } | null = null;
       let pausedState: string | null = null;
-      const run = lib.index({
+      const run = lib.indexer.run({
         onProgress: (p) => {
           if (changed || p.state !== 'running' || p.done === 0) return;
-          lib.pause();
-          pausedState = lib.progress().state;
+          lib.indexer.pause();
+          pausedState = lib.indexer.progress().state;
           // The two photos queued last have not been read yet.
-          const pending = [...lib.allImages()].filter(
+          const pending = [...lib.catalog.allImages()].filter(
             (i) => i.status === 'pending' && !i.path.includes('.jp') === false,
           );
           const [replaced, deleted] = pending
@@ -232,26 +232,26 @@ describe.skipIf(note !== '')(`library indexing${note}`, () => {
           changed = { deleted, replaced };
           rmSync(deleted);
           copyFileSync(folder.good[0] as string, replaced);
-          setTimeout(() => lib.resume(), 300);
+          setTimeout(() => lib.indexer.resume(), 300);
         },
       });
       const result = await run;
       expect(pausedState).toBe('paused');
       expect(result.state).toBe('done');
       const { deleted, replaced } = changed as unknown as { deleted: string; replaced: string };
-      expect(lib.imageByPath(deleted)).toBeNull();
-      const replacedId = lib.imageByPath(replaced)?.id as number;
-      const originalId = lib.imageByPath(folder.good[0] as string)?.id as number;
-      expect(lib.image(replacedId)?.status).toBe('indexed');
+      expect(lib.catalog.imageByPath(deleted)).toBeNull();
+      const replacedId = lib.catalog.imageByPath(replaced)?.id as number;
+      const originalId = lib.catalog.imageByPath(folder.good[0] as string)?.id as number;
+      expect(lib.catalog.image(replacedId)?.status).toBe('indexed');
       expect(
-        cosine(lib.vector(replacedId) as Float32Array, lib.vector(originalId) as Float32Array),
+        cosine(lib.search.get(replacedId) as Float32Array, lib.search.get(originalId) as Float32Array),
       ).toBeGreaterThan(0.999);
       expect(lib.counts()).toMatchObject({
         indexed: folder.good.length - 1,
         failed: folder.bad.length,
         pending: 0,
       });
-      expect(lib.indexedVectors()).toBe(folder.good.length - 1);
+      expect(lib.search.size).toBe(folder.good.length - 1);
     } finally {
       await lib.close();
     }
@@ -261,13 +261,13 @@ describe.skipIf(note !== '')(`library indexing${note}`, () => {
     const folder = await makePhotoFolder(join(tmp.dir, 'f'));
     const lib = await open(join(tmp.dir, 'f-lib'), { workers: 1, batchSize: 2 });
     try {
-      lib.addRoot(folder.root);
-      const first = await lib.index({
-        onProgress: (p) => p.state === 'running' && p.done > 0 && lib.cancel(),
+      lib.roots.add(folder.root);
+      const first = await lib.indexer.run({
+        onProgress: (p) => p.state === 'running' && p.done > 0 && lib.indexer.cancel(),
       });
       expect(first.state).toBe('cancelled');
       expect(lib.counts().pending).toBeGreaterThan(0);
-      const second = await lib.index();
+      const second = await lib.indexer.run();
       expect(second.state).toBe('done');
       expect(second.total).toBe(lib.counts().total - first.done);
       expect(lib.counts()).toMatchObject({
@@ -275,7 +275,7 @@ describe.skipIf(note !== '')(`library indexing${note}`, () => {
         failed: folder.bad.length,
         pending: 0,
       });
-      expect(lib.indexedVectors()).toBe(folder.good.length);
+      expect(lib.search.size).toBe(folder.good.length);
     } finally {
       await lib.close();
     }
@@ -285,20 +285,20 @@ describe.skipIf(note !== '')(`library indexing${note}`, () => {
     const folder = await makePhotoFolder(join(tmp.dir, 'g'), 4);
     const dir = join(tmp.dir, 'g-lib');
     let lib = await open(dir);
-    lib.addRoot(folder.root);
-    await lib.index();
-    const ids = folder.good.map((p) => lib.imageByPath(p)?.id as number);
+    lib.roots.add(folder.root);
+    await lib.indexer.run();
+    const ids = folder.good.map((p) => lib.catalog.imageByPath(p)?.id as number);
     await lib.close();
 
     writeFileSync(join(dir, INDEX_FILE), 'garbage, not an HNSW graph');
     lib = await open(dir);
-    expect(lib.indexedVectors()).toBe(ids.length);
+    expect(lib.search.size).toBe(ids.length);
     expect(selfFound(lib, ids)).toBe(ids.length);
     await lib.close();
 
     rmSync(join(dir, INDEX_FILE));
     lib = await open(dir);
-    expect(lib.indexedVectors()).toBe(ids.length);
+    expect(lib.search.size).toBe(ids.length);
     await lib.close();
     const saved = await readFile(join(dir, INDEX_FILE));
 
@@ -308,15 +308,15 @@ describe.skipIf(note !== '')(`library indexing${note}`, () => {
     const extra = join(folder.root, 'extra.jpg');
     copyFileSync(folder.good[0] as string, extra);
     symlinkSync('/dev/full', join(dir, `${INDEX_FILE}.tmp`));
-    await expect(lib.index()).rejects.toThrow(IndexSaveError);
+    await expect(lib.indexer.run()).rejects.toThrow(IndexSaveError);
     expect(lib.counts().indexed).toBe(ids.length + 1);
     symlinkSync('/dev/full', join(dir, `${INDEX_FILE}.tmp`));
     await expect(lib.close()).rejects.toThrow(/previous file is intact/);
     expect((await readFile(join(dir, INDEX_FILE))).equals(saved)).toBe(true);
     lib = await open(dir);
     expect(lib.counts().indexed).toBe(ids.length + 1);
-    expect(lib.indexedVectors()).toBe(ids.length + 1);
-    const extraId = lib.imageByPath(extra)?.id as number;
+    expect(lib.search.size).toBe(ids.length + 1);
+    const extraId = lib.catalog.imageByPath(extra)?.id as number;
     expect(selfFound(lib, [...ids, extraId])).toBeGreaterThanOrEqual(ids.length);
     await lib.close();
   });

@@ -98,17 +98,17 @@ describe('library roots', () => {
       mkdirSync(join(photos, 'inner'), { recursive: true });
       writeFileSync(join(tmp.dir, 'file.jpg'), 'x');
       symlinkSync(photos, join(tmp.dir, 'alias'));
-      expect(() => lib.addRoot(join(tmp.dir, 'nope'))).toThrow(/does not exist/);
-      expect(() => lib.addRoot(join(tmp.dir, 'file.jpg'))).toThrow(/is not a folder/);
-      const root = lib.addRoot(photos);
+      expect(() => lib.roots.add(join(tmp.dir, 'nope'))).toThrow(/does not exist/);
+      expect(() => lib.roots.add(join(tmp.dir, 'file.jpg'))).toThrow(/is not a folder/);
+      const root = lib.roots.add(photos);
       expect(root).toMatchObject({ path: photos, online: true, images: 0, failed: 0 });
-      expect(() => lib.addRoot(photos)).toThrow(ArgumentError);
-      expect(() => lib.addRoot(join(tmp.dir, 'alias'))).toThrow(/already a library folder/);
-      expect(() => lib.addRoot(join(photos, 'inner'))).toThrow(/inside the library folder/);
-      expect(() => lib.addRoot(tmp.dir)).toThrow(/contains the library folder/);
-      expect(lib.removeRoot(root.id)).toEqual({ removedImages: 0 });
-      expect(lib.roots()).toEqual([]);
-      expect(() => lib.removeRoot(root.id)).toThrow(/no library folder has id/);
+      expect(() => lib.roots.add(photos)).toThrow(ArgumentError);
+      expect(() => lib.roots.add(join(tmp.dir, 'alias'))).toThrow(/already a library folder/);
+      expect(() => lib.roots.add(join(photos, 'inner'))).toThrow(/inside the library folder/);
+      expect(() => lib.roots.add(tmp.dir)).toThrow(/contains the library folder/);
+      expect(lib.roots.remove(root.id)).toEqual({ removedImages: 0 });
+      expect(lib.roots.list()).toEqual([]);
+      expect(() => lib.roots.remove(root.id)).toThrow(/no library folder has id/);
     } finally {
       await lib.close();
       tmp.cleanup();

@@ -128,10 +128,10 @@ describe.skipIf(note !== '')(`model sets: switching a library${note}`, () => {
     const dir = join(tmp.dir, 'a-lib');
     const n = folder.good.length;
     let lib = await Library.open({ dir, model, extractor, workers: 1, batchSize: 2 });
-    lib.addRoot(folder.root);
-    await lib.index();
-    const ids = folder.good.map((p) => lib.imageByPath(p)?.id as number);
-    const fneVectors = ids.map((id) => lib.vector(id) as Float32Array);
+    lib.roots.add(folder.root);
+    await lib.indexer.run();
+    const ids = folder.good.map((p) => lib.catalog.imageByPath(p)?.id as number);
+    const fneVectors = ids.map((id) => lib.search.get(id) as Float32Array);
     expect(lib.modelSets()).toMatchObject({ active: 'fne', chosen: 'fne', pending: 0 });
     await lib.close();
 
@@ -142,7 +142,7 @@ describe.skipIf(note !== '')(`model sets: switching a library${note}`, () => {
       expect(lib.counts()).toMatchObject({ indexed: n, pending: 0 });
       const answersFromFne = () =>
         ids.every((id, i) => {
-          const hit = lib.nearest(fneVectors[i] as Float32Array, 1)[0];
+          const hit = lib.search.nearest(fneVectors[i] as Float32Array, 1)[0];
           return hit?.imageId === id && hit.score > 0.99;
         });
       expect(answersFromFne()).toBe(true);
@@ -155,7 +155,7 @@ describe.skipIf(note !== '')(`model sets: switching a library${note}`, () => {
         during.push({
           active: sets.active,
           pending: sets.pending,
-          graph: lib.indexedVectors(),
+          graph: lib.search.size,
           fne: answersFromFne(),
         });
       };
@@ -163,7 +163,7 @@ describe.skipIf(note !== '')(`model sets: switching a library${note}`, () => {
         look();
         return () => {};
       });
-      const result = await lib.index({
+      const result = await lib.indexer.run({
         onProgress: (p) => {
           if (p.state === 'running') look();
         },
@@ -178,13 +178,13 @@ describe.skipIf(note !== '')(`model sets: switching a library${note}`, () => {
       expect(lib.modelSets()).toMatchObject({ active: 'one-layer', chosen: 'one-layer', pending: 0 });
       expect(lib.modelVersion).toMatch(/^one-layer@/);
       expect(lib.counts()).toMatchObject({ indexed: n, pending: 0 });
-      expect(lib.indexedVectors()).toBe(n);
+      expect(lib.search.size).toBe(n);
       for (const [i, id] of ids.entries()) {
-        const vector = lib.vector(id) as Float32Array;
+        const vector = lib.search.get(id) as Float32Array;
         expect(cosine(vector, fneVectors[i] as Float32Array)).toBeLessThan(0.99);
-        expect(lib.nearest(vector, 1)[0]?.imageId).toBe(id);
+        expect(lib.search.nearest(vector, 1)[0]?.imageId).toBe(id);
       }
-      expect(lib.classes().size).toBe(n);
+      expect(lib.search.classes.size).toBe(n);
     } finally {
       await lib.close();
     }

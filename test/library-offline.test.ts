@@ -74,21 +74,21 @@ describe.skipIf(note !== '')(
           mount(['--bind', disk], mnt);
 
           lib = await open(join(tmp.dir, 'lib'));
-          const { id: rootId } = lib.addRoot(mnt);
-          expect(await lib.index()).toMatchObject({ state: 'done', total: 3, failed: 0 });
-          const imageId = lib.imageByPath(photos[0] as string)?.id as number;
-          const q = lib.vector(imageId) as Float32Array;
-          lib.addTag(imageId, 'holiday');
-          lib.addCaption(imageId, 'a dog on the grass');
+          const { id: rootId } = lib.roots.add(mnt);
+          expect(await lib.indexer.run()).toMatchObject({ state: 'done', total: 3, failed: 0 });
+          const imageId = lib.catalog.imageByPath(photos[0] as string)?.id as number;
+          const q = lib.search.get(imageId) as Float32Array;
+          lib.catalog.addTag(imageId, 'holiday');
+          lib.catalog.addCaption(imageId, 'a dog on the grass');
           const counts = lib.counts();
-          const described = lib.descriptions(imageId);
+          const described = lib.catalog.descriptions(imageId);
           expect(described.tags.map((t) => t.text)).toContain('holiday');
           await lib.close();
 
           umount(mnt);
           lib = await open(join(tmp.dir, 'lib'));
-          expect(await lib.index()).toMatchObject({ state: 'done', total: 0 });
-          expect(lib.roots()).toEqual([
+          expect(await lib.indexer.run()).toMatchObject({ state: 'done', total: 0 });
+          expect(lib.roots.list()).toEqual([
             expect.objectContaining({
               id: rootId,
               online: false,
@@ -97,8 +97,8 @@ describe.skipIf(note !== '')(
             }),
           ]);
           expect(lib.counts()).toEqual(counts);
-          expect(lib.descriptions(imageId)).toEqual(described);
-          expect(lib.nearest(q, 3)).toEqual([]);
+          expect(lib.catalog.descriptions(imageId)).toEqual(described);
+          expect(lib.search.nearest(q, 3)).toEqual([]);
           await lib.close();
 
           // Another disk in its place holding one of the three photos: held, not two photos removed.
@@ -107,9 +107,9 @@ describe.skipIf(note !== '')(
           mount(['--bind', other], mnt);
           lib = await open(join(tmp.dir, 'lib'));
           // Reopened (as `sagasu status` would be): still offline, and why.
-          expect(lib.roots()[0]?.offlineReason).toMatch(/no photos were found/);
-          await lib.index();
-          expect(lib.roots()[0]).toMatchObject({
+          expect(lib.roots.list()[0]?.offlineReason).toMatch(/no photos were found/);
+          await lib.indexer.run();
+          expect(lib.roots.list()[0]).toMatchObject({
             online: false,
             offlineReason: expect.stringMatching(
               /on another disk than at its last index and 2 of its 3 photos/,
@@ -120,11 +120,11 @@ describe.skipIf(note !== '')(
 
           // The disk is back: online, every photo, tag and caption where it was, searchable again.
           mount(['--bind', disk], mnt);
-          expect(await lib.index()).toMatchObject({ state: 'done', total: 0 });
-          expect(lib.roots()[0]).toMatchObject({ online: true, offlineReason: null, images: 3 });
+          expect(await lib.indexer.run()).toMatchObject({ state: 'done', total: 0 });
+          expect(lib.roots.list()[0]).toMatchObject({ online: true, offlineReason: null, images: 3 });
           expect(lib.counts()).toEqual(counts);
-          expect(lib.descriptions(imageId)).toEqual(described);
-          expect(lib.nearest(q, 1)[0]?.imageId).toBe(imageId);
+          expect(lib.catalog.descriptions(imageId)).toEqual(described);
+          expect(lib.search.nearest(q, 1)[0]?.imageId).toBe(imageId);
         } finally {
           await lib?.close();
           for (const dir of mounted.reverse()) execFileSync('umount', [dir]);
@@ -140,28 +140,28 @@ describe.skipIf(note !== '')(
       for (const [i, file] of src.entries()) copyFileSync(file, join(i < 10 ? trip : root, basename(file)));
       const lib = await open(join(tmp.dir, 'lib-most'));
       try {
-        const { id: rootId } = lib.addRoot(root);
-        expect(await lib.index()).toMatchObject({ state: 'done', total: 13, failed: 0 });
-        const tripPhoto = lib.imageByPath(join(trip, basename(src[0] as string)))?.id as number;
-        lib.addTag(tripPhoto, 'summer');
+        const { id: rootId } = lib.roots.add(root);
+        expect(await lib.indexer.run()).toMatchObject({ state: 'done', total: 13, failed: 0 });
+        const tripPhoto = lib.catalog.imageByPath(join(trip, basename(src[0] as string)))?.id as number;
+        lib.catalog.addTag(tripPhoto, 'summer');
 
         // Ten photos renamed at once (their folder): moves, found by content, nothing held or lost.
         const renamed = join(root, 'trip 2019');
         renameSync(trip, renamed);
-        expect(await lib.index()).toMatchObject({ state: 'done', total: 0 });
-        expect(lib.roots()[0]).toMatchObject({ online: true, images: 13 });
-        expect(lib.image(tripPhoto)?.path).toBe(join(renamed, basename(src[0] as string)));
+        expect(await lib.indexer.run()).toMatchObject({ state: 'done', total: 0 });
+        expect(lib.roots.list()[0]).toMatchObject({ online: true, images: 13 });
+        expect(lib.catalog.image(tripPhoto)?.path).toBe(join(renamed, basename(src[0] as string)));
 
         // One photo deleted: removed as always.
         rmSync(join(root, basename(src[12] as string)));
-        await lib.index();
-        expect(lib.roots()[0]).toMatchObject({ online: true, images: 12 });
+        await lib.indexer.run();
+        expect(lib.roots.list()[0]).toMatchObject({ online: true, images: 12 });
 
         // Ten of the twelve gone in one walk (a share only partly mounted): held, nothing removed.
         const away = join(tmp.dir, 'elsewhere');
         renameSync(renamed, away);
-        await lib.index();
-        expect(lib.roots()).toEqual([
+        await lib.indexer.run();
+        expect(lib.roots.list()).toEqual([
           expect.objectContaining({
             id: rootId,
             online: false,
@@ -172,19 +172,19 @@ describe.skipIf(note !== '')(
           }),
         ]);
         expect(lib.counts()).toMatchObject({ total: 12, indexed: 12 });
-        expect(lib.descriptions(tripPhoto).tags.map((t) => t.text)).toContain('summer');
+        expect(lib.catalog.descriptions(tripPhoto).tags.map((t) => t.text)).toContain('summer');
 
         // The person confirms they are gone: removed, and the folder is online with the two left.
-        expect(await lib.index({ removeMissing: true })).toMatchObject({ state: 'done' });
-        expect(lib.roots()[0]).toMatchObject({ online: true, offlineReason: null, images: 2 });
-        expect(lib.image(tripPhoto)).toBeNull();
+        expect(await lib.indexer.run({ removeMissing: true })).toMatchObject({ state: 'done' });
+        expect(lib.roots.list()[0]).toMatchObject({ online: true, offlineReason: null, images: 2 });
+        expect(lib.catalog.image(tripPhoto)).toBeNull();
 
         // Emptied on purpose: held again (no photos found), and removing the folder still removes it.
         for (const f of src.slice(10, 12)) rmSync(join(root, basename(f)));
-        await lib.index();
-        expect(lib.roots()[0]).toMatchObject({ online: false, images: 2 });
-        expect(lib.removeRoot(rootId)).toEqual({ removedImages: 2 });
-        expect(lib.roots()).toEqual([]);
+        await lib.indexer.run();
+        expect(lib.roots.list()[0]).toMatchObject({ online: false, images: 2 });
+        expect(lib.roots.remove(rootId)).toEqual({ removedImages: 2 });
+        expect(lib.roots.list()).toEqual([]);
         expect(lib.counts()).toMatchObject({ total: 0 });
       } finally {
         await lib.close();

@@ -82,9 +82,9 @@ describe.skipIf(note !== '')(`library: what cannot be read is reported in sagasu
       const dir = join(tmp.dir, 'lib-names');
       const lib = await Library.open({ dir, workers: 1 });
       try {
-        lib.addRoot(root);
-        expect(await lib.index()).toMatchObject({ state: 'done', total: 1, failed: 0 });
-        expect(lib.roots()[0]).toMatchObject({ images: 1, failed: 2 });
+        lib.roots.add(root);
+        expect(await lib.indexer.run()).toMatchObject({ state: 'done', total: 1, failed: 0 });
+        expect(lib.roots.list()[0]).toMatchObject({ images: 1, failed: 2 });
       } finally {
         await lib.close();
       }

@@ -36,30 +36,30 @@ describe.skipIf(note !== '')(`library watcher${note}`, () => {
     const folder = await makePhotoFolder(join(tmp.dir, 'w'), 3);
     const lib = await Library.open({ dir: join(tmp.dir, 'lib'), model, extractor, workers: 1 });
     try {
-      lib.addRoot(folder.root);
-      await lib.index();
+      lib.roots.add(folder.root);
+      await lib.indexer.run();
       const reported: number[] = [];
-      await lib.watch((ids) => reported.push(...ids));
+      await lib.watcher.start((ids) => reported.push(...ids));
       const spare = flickrPhotos(30).slice(20);
 
       const added = join(folder.root, 'trip 2019', 'new arrival.jpg');
       copyFileSync(spare[0] as string, added);
-      await waitFor('the new photo is indexed', () => lib.imageByPath(added)?.status === 'indexed');
-      const addedId = lib.imageByPath(added)?.id as number;
+      await waitFor('the new photo is indexed', () => lib.catalog.imageByPath(added)?.status === 'indexed');
+      const addedId = lib.catalog.imageByPath(added)?.id as number;
       await waitFor('the change is reported', () => reported.includes(addedId));
-      expect(lib.nearest(lib.vector(addedId) as Float32Array, 1)[0]?.imageId).toBe(addedId);
+      expect(lib.search.nearest(lib.search.get(addedId) as Float32Array, 1)[0]?.imageId).toBe(addedId);
 
       const removed = folder.good[0] as string;
-      const removedId = lib.imageByPath(removed)?.id as number;
+      const removedId = lib.catalog.imageByPath(removed)?.id as number;
       rmSync(removed);
-      await waitFor('the deleted photo leaves the catalog', () => lib.image(removedId) === null);
+      await waitFor('the deleted photo leaves the catalog', () => lib.catalog.image(removedId) === null);
       await waitFor('the removal is reported', () => reported.includes(removedId));
 
       // Unplugged: nothing deleted, the root shows offline.
       const before = lib.counts();
       const away = `${folder.root}-away`;
       renameSync(folder.root, away);
-      await waitFor('the root shows offline', () => lib.roots()[0]?.online === false);
+      await waitFor('the root shows offline', () => lib.roots.list()[0]?.online === false);
       await new Promise((resolve) => setTimeout(resolve, 3000));
       expect(lib.counts()).toEqual(before);
       // Plugged back in, with a photo added meanwhile: picked up without a manual run.
@@ -69,9 +69,9 @@ describe.skipIf(note !== '')(`library watcher${note}`, () => {
       const back = join(folder.root, 'while away.jpg');
       await waitFor(
         'the photo added while offline is indexed',
-        () => lib.imageByPath(back)?.status === 'indexed',
+        () => lib.catalog.imageByPath(back)?.status === 'indexed',
       );
-      expect(lib.roots()[0]?.online).toBe(true);
+      expect(lib.roots.list()[0]?.online).toBe(true);
       expect(lib.counts()).toMatchObject({ total: before.total + 1, pending: 0 });
     } finally {
       await lib.close();

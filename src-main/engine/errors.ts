@@ -58,6 +58,27 @@ export class SagasuError extends Error {
   }
 }
 
+/** A failure about one file, under one of the codes `C` its class allows. */
+export class FileError<C extends ErrorCode> extends SagasuError {
+  constructor(
+    override readonly code: C,
+    readonly file: string,
+    reason: string,
+    options?: { cause?: unknown },
+  ) {
+    super(code, file, reason, options);
+  }
+}
+
+/** The base of a failure class about one file that always has this code (CatalogError, WriteError, ...). */
+export function fileErrorClass<C extends ErrorCode>(code: C) {
+  return class extends FileError<C> {
+    constructor(file: string, reason: string, options?: { cause?: unknown }) {
+      super(code, file, reason, options);
+    }
+  };
+}
+
 export type ImageErrorCode =
   | 'not-found'
   | 'permission-denied'
@@ -69,35 +90,12 @@ export type ImageErrorCode =
   | 'read-failed';
 
 /** A photo that cannot be turned into pixels. Indexing records it and goes on. */
-export class ImageError extends SagasuError {
-  constructor(
-    override readonly code: ImageErrorCode,
-    readonly file: string,
-    reason: string,
-    options?: { cause?: unknown },
-  ) {
-    super(code, file, reason, options);
-  }
-}
+export class ImageError extends FileError<ImageErrorCode> {}
 
-export type ModelErrorCode =
-  | 'missing'
-  | 'sha256-mismatch'
-  | 'download-failed'
-  | 'invalid-model'
-  | 'unsupported-op';
+type ModelErrorCode = 'missing' | 'sha256-mismatch' | 'download-failed' | 'invalid-model' | 'unsupported-op';
 
 /** A model file that is absent, altered or not what the engine can run. */
-export class ModelError extends SagasuError {
-  constructor(
-    override readonly code: ModelErrorCode,
-    readonly file: string,
-    reason: string,
-    options?: { cause?: unknown },
-  ) {
-    super(code, file, reason, options);
-  }
-}
+export class ModelError extends FileError<ModelErrorCode> {}
 
 /** A command-line or API argument that fails validation. */
 export class ArgumentError extends SagasuError {

@@ -1,14 +1,10 @@
 import { mkdirSync, statSync } from 'node:fs';
 import { mkdir, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { SagasuError } from './errors.ts';
+import { fileErrorClass } from './errors.ts';
 
 /** A file or folder Sagasu was asked to write (an output, a report, the library) that cannot be written. */
-export class WriteError extends SagasuError {
-  constructor(path: string, reason: string, options?: { cause?: unknown }) {
-    super('cannot-write', path, reason, options);
-  }
-}
+export class WriteError extends fileErrorClass('cannot-write') {}
 
 /** Why writing `path` failed, in words, from the system's error code. */
 export function writeError(path: string, error: unknown): WriteError {
@@ -96,4 +92,27 @@ function makeLevelSync(dir: string): void {
     if (code === 'EEXIST' && statSync(dir).isDirectory()) return;
     throw code === 'ENOENT' ? refused(dir, error) : error;
   }
+}
+
+/** `fn` over the items, at most `width` at a time (files read and hashed in parallel), results in input order. */
+export async function mapPool<T, R>(
+  items: readonly T[],
+  width: number,
+  fn: (item: T, k: number) => Promise<R>,
+): Promise<R[]> {
+  const results = new Array<R>(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const k = next++;
+      results[k] = await fn(items[k] as T, k);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(width, items.length) }, worker));
+  return results;
+}
+
+/** A typed array's bytes as a Buffer, not copied (the .f32/.i32 files are written straight from them). */
+export function bytesOf(view: ArrayBufferView): Buffer {
+  return Buffer.from(view.buffer, view.byteOffset, view.byteLength);
 }

@@ -36,8 +36,8 @@ try {
     setInterval(() => {}, 1 << 30);
   } else {
     if (!root) throw new Error('index needs a root');
-    if (!lib.roots().some((r) => r.path === root)) lib.addRoot(root);
-    const result = await lib.index({ onProgress: (p) => say({ progress: p.done, state: p.state }) });
+    if (!lib.roots.list().some((r) => r.path === root)) lib.roots.add(root);
+    const result = await lib.indexer.run({ onProgress: (p) => say({ progress: p.done, state: p.state }) });
     const counts = lib.counts();
     await lib.close();
     say({ done: result, counts });

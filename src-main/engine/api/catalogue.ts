@@ -1,13 +1,13 @@
 import type { Events, IndexProgress, Output } from '../../contract/index.ts';
 import type { ConceptLexicon } from '../concepts/index.ts';
-import { exportRows, XmpWriter } from '../describe/index.ts';
 import { ArgumentError, SagasuError } from '../errors.ts';
+import { exportRows, XmpWriter } from '../export/index.ts';
 import type { JointModel } from '../joint/index.ts';
 import type { ImageRecord, Library } from '../library/index.ts';
 
 /** An indexed photo, or a not-found error naming it. */
 export function indexedImage(library: Library, imageId: number): ImageRecord {
-  const image = library.image(imageId);
+  const image = library.catalog.image(imageId);
   if (!image) throw new SagasuError('not-found', `image ${imageId}`, 'is not in the library');
   return image;
 }
@@ -15,7 +15,7 @@ export function indexedImage(library: Library, imageId: number): ImageRecord {
 /** The joint vector of an indexed photo, or why there is none yet. */
 export function indexedVector(library: Library, imageId: number): Float32Array {
   indexedImage(library, imageId);
-  const vector = library.vector(imageId);
+  const vector = library.search.get(imageId);
   if (!vector)
     throw new SagasuError(
       'not-indexed',
@@ -53,14 +53,14 @@ export class Catalogue {
   ) {}
 
   private progress(): IndexProgress {
-    return this.library.progress();
+    return this.library.indexer.progress();
   }
 
   status(): Output<'status'> {
     return {
-      roots: this.library.roots(),
+      roots: this.library.roots.list(),
       images: this.library.counts(),
-      failures: this.library.failures(),
+      failures: this.library.catalog.failures(),
       model: { name: this.model().name, dim: this.model().dim, languages: this.model().languages },
       modelSets: this.library.modelSets(),
       index: this.progress(),
@@ -68,13 +68,13 @@ export class Catalogue {
   }
 
   addRoot(path: string): Output<'roots.add'> {
-    const root = this.library.addRoot(path);
+    const root = this.library.roots.add(path);
     this.options.emit('library.changed', { imageIds: null });
     return root;
   }
 
   removeRoot(rootId: number): Output<'roots.remove'> {
-    const removed = this.library.removeRoot(rootId);
+    const removed = this.library.roots.remove(rootId);
     this.options.stale();
     this.options.emit('library.changed', { imageIds: null });
     return removed;
@@ -84,8 +84,8 @@ export class Catalogue {
     if (!this.job) {
       let done = 0;
       let announced = 0;
-      this.job = this.library
-        .index({
+      this.job = this.library.indexer
+        .run({
           ...(rootId === undefined ? {} : { rootId }),
           removeMissing,
           onProgress: (p) => {
@@ -121,7 +121,7 @@ export class Catalogue {
 
   imageDetails(imageId: number): Output<'image.get'> {
     const image = indexedImage(this.library, imageId);
-    return { ...image, ...this.library.descriptions(imageId) };
+    return { ...image, ...this.library.catalog.descriptions(imageId) };
   }
 
   /**
@@ -132,7 +132,7 @@ export class Catalogue {
     imageId: number,
     lexicon?: ConceptLexicon,
   ): { tags: string[]; caption: string | null; removeTags: string[]; hierarchy: Record<string, string> } {
-    const { captions, tags } = this.library.descriptions(imageId);
+    const { captions, tags } = this.library.catalog.descriptions(imageId);
     const chosen = captions.filter((c) => c.status === 'accepted');
     const caption = chosen.find((c) => c.source === 'user') ?? chosen[0];
     const hierarchy: Record<string, string> = {};
@@ -150,7 +150,7 @@ export class Catalogue {
 
   private reviewedImageIds(): number[] {
     const ids: number[] = [];
-    for (const image of this.library.allImages()) {
+    for (const image of this.library.catalog.allImages()) {
       const { tags, caption } = this.accepted(image.id);
       if (tags.length || caption) ids.push(image.id);
     }
@@ -166,7 +166,7 @@ export class Catalogue {
     const writer = new XmpWriter({ naming: this.options.xmpNaming });
     try {
       for (const imageId of imageIds) {
-        const image = this.library.image(imageId);
+        const image = this.library.catalog.image(imageId);
         if (!image) {
           failed.push({ path: `image ${imageId}`, reason: 'is not in the library' });
           continue;
@@ -186,8 +186,8 @@ export class Catalogue {
 
   export(format: 'csv' | 'json'): Output<'export'> {
     const rows = [];
-    for (const image of this.library.allImages()) {
-      const { captions, tags } = this.library.descriptions(image.id);
+    for (const image of this.library.catalog.allImages()) {
+      const { captions, tags } = this.library.catalog.descriptions(image.id);
       rows.push({ path: image.path, captions, tags });
     }
     return { format, text: exportRows(rows, format) };

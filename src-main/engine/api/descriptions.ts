@@ -41,7 +41,7 @@ export class Descriptions {
   }
 
   async describe(imageId: number, refresh: boolean): Promise<Output<'image.describe'>> {
-    const existing = this.library.descriptions(imageId);
+    const existing = this.library.catalog.descriptions(imageId);
     const hasAuto =
       existing.captions.some((c) => c.source === 'auto') || existing.tags.some((t) => t.source === 'auto');
     if (hasAuto && !refresh) return existing;
@@ -56,13 +56,10 @@ export class Descriptions {
         throw error;
       },
     );
-    this.library.setAutoDescriptions(
-      imageId,
-      bank.captionsFor(vector, 5),
-      withConceptTags(tagsFor(bank, vector), probs ? conceptTags(lexicon, probs) : []),
-    );
+    const { captions, tags } = autoDescriptions(bank, lexicon, vector, probs);
+    this.library.catalog.setAutoDescriptions(imageId, captions, tags);
     this.described(imageId);
-    return this.library.descriptions(imageId);
+    return this.library.catalog.descriptions(imageId);
   }
 
   /** An outside file's captions and tags: computed, not stored (id 0: nothing to review). */
@@ -73,14 +70,9 @@ export class Descriptions {
       this.conceptLexicon(),
     ]);
     const vector = await this.model.embedImages([features]);
-    return {
-      captions: bank
-        .captionsFor(vector, 5)
-        .map(({ text, score }) => ({ id: 0, text, score, source: 'auto', status: 'proposed' }) as const),
-      tags: withConceptTags(tagsFor(bank, vector), conceptTags(lexicon, features.probs)).map(
-        ({ text, confidence }) => ({ id: 0, text, confidence, source: 'auto', status: 'proposed' }) as const,
-      ),
-    };
+    const { captions, tags } = autoDescriptions(bank, lexicon, vector, features.probs);
+    const proposed = <T>(d: T) => ({ id: 0, ...d, source: 'auto', status: 'proposed' }) as const;
+    return { captions: captions.map(proposed), tags: tags.map(proposed) };
   }
 
   conceptLexicon(): Promise<ConceptLexicon> {
@@ -126,4 +118,17 @@ function withConceptTags(
   return [...best]
     .map(([text, confidence]) => ({ text, confidence }))
     .sort((a, b) => b.confidence - a.confidence || (a.text < b.text ? -1 : 1));
+}
+
+/** A photo's proposed captions and tags: from its vector, and concept tags from its classes when there are any. */
+function autoDescriptions(
+  bank: CaptionBank,
+  lexicon: ConceptLexicon,
+  vector: Float32Array,
+  probs: Float32Array | null,
+) {
+  return {
+    captions: bank.captionsFor(vector, 5),
+    tags: withConceptTags(tagsFor(bank, vector), probs ? conceptTags(lexicon, probs) : []),
+  };
 }

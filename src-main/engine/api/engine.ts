@@ -81,16 +81,16 @@ export class Engine implements EngineHost {
       'roots.remove': ({ rootId }) => catalogue.removeRoot(rootId),
       'index.start': ({ rootId, removeMissing }) => catalogue.startIndexing(rootId, removeMissing),
       'index.pause': () => {
-        library.pause();
-        return library.progress();
+        library.indexer.pause();
+        return library.indexer.progress();
       },
       'index.resume': () => {
-        library.resume();
-        return library.progress();
+        library.indexer.resume();
+        return library.indexer.progress();
       },
       'index.cancel': () => {
-        library.cancel();
-        return library.progress();
+        library.indexer.cancel();
+        return library.indexer.progress();
       },
       search: (input) => this.search.search(input),
       similar: (input) => this.search.similar(onePhoto(input), input),
@@ -102,10 +102,11 @@ export class Engine implements EngineHost {
           : this.descriptions.describe(photo.imageId, input.refresh);
       },
       'image.explain': (input) => this.descriptions.explain(input),
-      'caption.review': ({ imageId, captionId, status }) => library.reviewCaption(imageId, captionId, status),
-      'caption.add': ({ imageId, text }) => library.addCaption(imageId, text),
-      'tag.review': ({ imageId, tagId, status }) => library.reviewTag(imageId, tagId, status),
-      'tag.add': ({ imageId, text }) => library.addTag(imageId, text),
+      'caption.review': ({ imageId, captionId, status }) =>
+        library.catalog.reviewCaption(imageId, captionId, status),
+      'caption.add': ({ imageId, text }) => library.catalog.addCaption(imageId, text),
+      'tag.review': ({ imageId, tagId, status }) => library.catalog.reviewTag(imageId, tagId, status),
+      'tag.add': ({ imageId, text }) => library.catalog.addTag(imageId, text),
       'xmp.write': ({ imageIds }) => catalogue.writeXmp(imageIds),
       export: ({ format }) => catalogue.export(format),
       'modelSet.choose': ({ name }) => {
@@ -152,7 +153,7 @@ export class Engine implements EngineHost {
       throw error;
     }
     if (options.watch) {
-      await library.watch((imageIds) => engine.changed(imageIds));
+      await library.watcher.start((imageIds) => engine.changed(imageIds));
       // The app's doors make the chosen set's vectors at once; the old set's answer until they are ready.
       if (engine.switching()) engine.catalogue.startIndexing(undefined, false);
     }
@@ -189,7 +190,7 @@ export class Engine implements EngineHost {
   }
 
   async close(): Promise<void> {
-    this.library.cancel();
+    this.library.indexer.cancel();
     await this.catalogue.whenIdle().catch(() => {});
     await this.library.close();
   }

@@ -22,7 +22,7 @@ function servable(library: Library, imageId: number): { image: ImageRecord; path
       `has no photo to show: it could not be read as one when indexed${image.error ? ` (${image.error})` : ''}`,
     );
   const path = resolve(image.path);
-  const root = library.roots().find((r) => r.id === image.rootId);
+  const root = library.roots.list().find((r) => r.id === image.rootId);
   const rel = root ? relative(root.path, path) : '..';
   if (rel === '' || rel.startsWith('..') || isAbsolute(rel) || photoType(path) === null)
     throw new SagasuError('forbidden', path, 'is not a photo file inside a library folder');

@@ -1,6 +1,7 @@
 import type { Hit, ParsedInput, SearchFilters, SearchPage } from '../../contract/index.ts';
+import { loadSearchCalibration } from '../calibration/index.ts';
 import { ConceptLexicon } from '../concepts/index.ts';
-import { isStopWord, loadSearchCalibration } from '../describe/index.ts';
+import { isStopWord } from '../describe/index.ts';
 import { SagasuError } from '../errors.ts';
 import {
   conceptScores,
@@ -14,12 +15,15 @@ import {
 } from '../fusion/index.ts';
 import type { JointModel } from '../joint/index.ts';
 import type { Library } from '../library/index.ts';
-import { indexedImage, indexedVector, type Photo } from './catalogue.ts';
+import { indexedVector, type Photo } from './catalogue.ts';
+
+/** A ranked photo; its path and size are read from the catalog only for the page that shows it. */
+type Ranked = Pick<Hit, 'imageId' | 'score' | 'via'>;
 
 /** Ranked hits are kept per query, so paging and scrolling do not search again. */
 interface RankedQuery {
   key: string;
-  hits: Hit[];
+  hits: Ranked[];
   /** More candidates may exist beyond `hits` (the candidate fetch was full). */
   more: boolean;
   fetched: number;
@@ -95,7 +99,7 @@ export class Search {
     this.ranked = ranked;
     return {
       ...ranked.page,
-      hits: ranked.hits.slice(args.offset, args.offset + args.k),
+      hits: this.page(ranked.hits.slice(args.offset, args.offset + args.k)),
       total: ranked.hits.length,
     };
   }
@@ -122,19 +126,21 @@ export class Search {
     }
     if (analysis.unknown.length === analysis.tokens.length)
       base.note = `None of the words is known to the model (${analysis.unknown.join(', ')}): results are a guess.`;
-    const vector = await this.model.encodeSentences([query], { lang: resolved });
+    const vector = await this.model.encodeAnalysis(analysis);
     this.sameModelSet();
-    const allowed = this.library.filterIds(filters);
+    const allowed = this.library.catalog.filterIds(filters);
     const allow = allowed ? (id: number) => allowed.has(id) : undefined;
     const n = Math.min(fetch, this.library.counts().indexed);
-    const nearest = this.library.nearest(vector, n, allow);
+    const nearest = this.library.search.nearest(vector, n, allow);
     const cosines = new Map(nearest.map((h) => [h.imageId, h.score]));
     // File, folder and tag names are matched on the sentence's content words only: "on the" names nothing.
     const content = query
       .split(/\s+/)
       .filter((w) => !/^[\p{Script=Latin}'’-]+$/u.test(w) || !isStopWord(w.toLocaleLowerCase('en')))
       .join(' ');
-    const keyword = this.library.keyword(content, KEYWORD_LIMIT).filter((k) => !allow || allow(k.imageId));
+    const keyword = this.library.catalog
+      .keyword(content, KEYWORD_LIMIT)
+      .filter((k) => !allow || allow(k.imageId));
     const literal = new Set(keyword.map((k) => k.imageId));
     const concept = await this.conceptTerm(query, resolved, allow, unseenWords(analysis));
     if (this.ranking.off && !base.note) base.note = this.ranking.off;
@@ -147,25 +153,28 @@ export class Search {
     const candidates = new Set([...cosines.keys(), ...literal, ...(concept?.top ?? [])]);
     const lambda = weights ? conceptWeight(weights, concept?.unknownShare ?? 0) : 0;
     const lastScore = nearest.at(-1)?.score ?? Number.NEGATIVE_INFINITY;
-    const hits: Hit[] = [];
+    // Beyond the fetched nearest a cosine is at most the last one's: what cannot reach the cutoff is skipped
+    // before anything is read from the catalog; the rest, found by name or concept, is read in one query.
+    const reaches = (id: number) => cutoff === null || lastScore + lambda * (concept?.z(id) ?? 0) >= cutoff;
+    const outside = [...candidates].filter((id) => !cosines.has(id));
+    const beyond = this.library.catalog.images(
+      outside.filter((id) => literal.has(id) || nearest.length < n || reaches(id)),
+    );
+    const hits: Ranked[] = [];
     for (const imageId of candidates) {
       let cosine = cosines.get(imageId);
       if (cosine === undefined) {
-        // Beyond the fetched nearest its cosine is at most the last one's: skip what cannot reach the cutoff
-        // before reading its vector from the catalog.
-        const bound = lastScore + lambda * (concept?.z(imageId) ?? 0);
-        if (!literal.has(imageId) && cutoff !== null && nearest.length === n && bound < cutoff) continue;
-        // Found by name or concept, beyond the nearest: its stored vector still gives the joint score.
-        const image = this.library.image(imageId);
-        if (!image || !this.library.rootOnline(image.rootId)) continue;
-        const stored = this.library.vector(imageId);
+        // Its stored vector still gives the joint score.
+        const image = beyond.get(imageId);
+        if (!image || !this.library.roots.online(image.rootId)) continue;
+        const stored = this.library.search.get(imageId);
         if (!stored) continue;
         cosine = dot(stored, vector);
       }
       const score = fused(imageId, cosine);
       const matched = literal.has(imageId);
       if (!matched && cutoff !== null && score < cutoff) continue;
-      hits.push(this.hit(imageId, score, matched ? (cosines.has(imageId) ? 'both' : 'keyword') : 'vector'));
+      hits.push({ imageId, score, via: matched ? (cosines.has(imageId) ? 'both' : 'keyword') : 'vector' });
     }
     hits.sort((x, y) => y.score - x.score || x.imageId - y.imageId);
     // Beyond the fetched nearest, a photo can still pass on its concept score: at most λ · zCap above its cosine.
@@ -187,7 +196,7 @@ export class Search {
   ): Promise<{ z: (id: number) => number; top: number[]; unknownShare: number } | null> {
     const fusion = this.ranking.fusion;
     if (!fusion) return null;
-    const table = this.library.classes();
+    const table = this.library.search.classes;
     const rows = table.view();
     const terms = await fusion.lexicon.query(query, lang);
     const scores = conceptScores(terms, rows, fusion.weights.floor);
@@ -217,17 +226,15 @@ export class Search {
       );
   }
 
-  private hit(imageId: number, score: number, via: Hit['via']): Hit {
-    const image = indexedImage(this.library, imageId);
-    return {
-      imageId,
-      path: image.path,
-      score,
-      width: image.width,
-      height: image.height,
-      takenAt: image.takenAt,
-      via,
-    };
+  /** The page's photos with their paths and sizes, read from the catalog in one query. */
+  private page(ranked: readonly Ranked[]): Hit[] {
+    const images = this.library.catalog.images(ranked.map((r) => r.imageId));
+    return ranked.map(({ imageId, score, via }) => {
+      const image = images.get(imageId);
+      if (!image) throw new SagasuError('not-found', `image ${imageId}`, 'is not in the library');
+      const { path, width, height, takenAt } = image;
+      return { imageId, path, score, width, height, takenAt, via };
+    });
   }
 
   async similar(photo: Photo, args: ParsedInput<'similar'>): Promise<SearchPage> {
@@ -235,15 +242,17 @@ export class Search {
     const vector =
       'path' in photo ? await this.embedFile(photo.path) : indexedVector(this.library, photo.imageId);
     this.sameModelSet();
-    const allowed = this.library.filterIds(args.filters);
+    const allowed = this.library.catalog.filterIds(args.filters);
     const allow = (id: number) => id !== self && (!allowed || allowed.has(id));
     // Every photo is similar to some degree: the whole (filtered) library, nearest first, page by page.
     const candidates =
       (allowed ? allowed.size : this.library.counts().indexed) - (self === undefined ? 0 : 1);
     const n = Math.min(args.offset + args.k, Math.max(candidates, 0));
-    const hits = this.library.nearest(vector, n, allow).map((h) => this.hit(h.imageId, h.score, 'vector'));
+    const hits = this.library.search.nearest(vector, n, allow);
     return {
-      hits: hits.slice(args.offset),
+      hits: this.page(
+        hits.slice(args.offset).map((h) => ({ imageId: h.imageId, score: h.score, via: 'vector' })),
+      ),
       total: Math.max(candidates, hits.length),
       cutoff: null,
       lang: null,

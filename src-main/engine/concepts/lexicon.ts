@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { isStopWord, words } from '../describe/index.ts';
-import { SagasuError } from '../errors.ts';
+import { FileError } from '../errors.ts';
 import { modelsDir } from '../paths.ts';
 import { tokenizeJapanese } from '../text/index.ts';
 
@@ -12,16 +12,7 @@ export const CONCEPT_LEXICON_FILE = join(modelsDir, 'concepts', 'lexicon.json');
 /** The classifier's classes: 0..999 in imagenet_synsets.txt order (the CNN's output i + 1; no background). */
 export const CLASS_COUNT = 1000;
 
-export class ConceptError extends SagasuError {
-  constructor(
-    override readonly code: 'lexicon-missing' | 'lexicon-damaged',
-    readonly file: string,
-    reason: string,
-    options?: { cause?: unknown },
-  ) {
-    super(code, file, reason, options);
-  }
-}
+export class ConceptError extends FileError<'lexicon-missing' | 'lexicon-damaged'> {}
 
 const classIndex = z
   .number()

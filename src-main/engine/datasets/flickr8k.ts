@@ -6,7 +6,7 @@ import { sharedDir } from '../paths.ts';
 export type Flickr8kSplit = 'train' | 'val' | 'test';
 /** 'none': the 91 photos that the official split files do not list. */
 export type Flickr8kImageSplit = Flickr8kSplit | 'none';
-export const FLICKR8K_SPLITS: readonly Flickr8kSplit[] = ['train', 'val', 'test'];
+const FLICKR8K_SPLITS: readonly Flickr8kSplit[] = ['train', 'val', 'test'];
 
 const SPLIT_FILES: Record<Flickr8kSplit, string> = {
   train: 'Flickr_8k.trainImages.txt',
@@ -104,7 +104,7 @@ export function parseJapaneseCaptions(
   return out;
 }
 
-export interface Flickr8kCaption {
+interface Flickr8kCaption {
   /** Image file name, e.g. 1000268201_693b08cb0e.jpg. */
   image: string;
   /** The caption's number for its image, 0-4. */
@@ -117,7 +117,7 @@ export interface Flickr8kCaption {
 
 const CAPTION_KEY = /^([^\s#/\\]+\.jpg)#(\d+)$/;
 
-export interface Flickr8kCaptions {
+interface Flickr8kCaptions {
   captions: Flickr8kCaption[];
   /** Captions of BOGUS_CAPTION_IMAGE that were left out. */
   skipped: number;
@@ -200,7 +200,7 @@ export async function listImages(dir = requireFlickr8kDir()): Promise<Flickr8kIm
   return names.map((image) => ({ image, path: join(imagesDir, image), split: splitOf.get(image) ?? 'none' }));
 }
 
-export interface Flickr8kManifestEntry {
+interface Flickr8kManifestEntry {
   split: Flickr8kImageSplit;
   /** sha256 of the 224x224 copy in images/. */
   sha256: string;

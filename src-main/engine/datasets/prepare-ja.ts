@@ -3,6 +3,7 @@ import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { endianness } from 'node:os';
 import { join, resolve } from 'node:path';
 import { ArgumentError, SagasuError } from '../errors.ts';
+import { bytesOf } from '../files.ts';
 import { cacheDir } from '../paths.ts';
 import { JA_TOKENIZER_VERSION, japaneseTokenizer, Vocabulary } from '../text/index.ts';
 import {
@@ -23,10 +24,10 @@ import { DEFAULT_MIN_COUNT, defaultPreparedDir, encodeCaptions, PREPARED_FORMAT 
  * for the images (images.tsv indexes, fne.i8). The image side of the Japanese encoder is the shipped
  * English model's, so the photos' features are the English data set's, never a second copy.
  */
-export const PREPARED_JA_FORMAT = 'sagasu-flickr8k-captions/1';
+const PREPARED_JA_FORMAT = 'sagasu-flickr8k-captions/1';
 export const defaultPreparedJaDir = join(cacheDir, 'data', 'flickr8k-ja');
 
-export const PREPARED_JA_FILES = [
+const PREPARED_JA_FILES = [
   'vocab.txt',
   'captions.tsv',
   'tokens.i32',
@@ -83,7 +84,7 @@ export async function readJapaneseCaptions(
   return out;
 }
 
-export interface PrepareJaOptions {
+interface PrepareJaOptions {
   /** The English prepared folder whose images.tsv indexes the photos (default .cache/data/flickr8k). */
   images?: string;
   /** Output folder (default .cache/data/flickr8k-ja). */
@@ -93,7 +94,7 @@ export interface PrepareJaOptions {
   log?: (line: string) => void;
 }
 
-export interface PreparedJaMeta {
+interface PreparedJaMeta {
   format: string;
   language: 'ja';
   dataset: string;
@@ -108,7 +109,6 @@ export interface PreparedJaMeta {
 }
 
 const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
-const bytesOf = (view: ArrayBufferView) => Buffer.from(view.buffer, view.byteOffset, view.byteLength);
 
 /**
  * Tokenizes every Japanese caption with the app's Japanese tokenizer (the one queries go through) and

@@ -2,25 +2,13 @@ import { createHash } from 'node:crypto';
 import { mkdir, open, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { endianness } from 'node:os';
 import { join } from 'node:path';
-import {
-  type CnnBackbone,
-  type CnnManifest,
-  DEFAULT_CNN_MODE,
-  IMAGENET_CLASSES,
-  imagenetClassProbs,
-  verifiedCnn,
-} from '../cnn/index.ts';
+import { type CnnBackbone, IMAGENET_CLASSES } from '../cnn/index.ts';
 import { ArgumentError, SagasuError } from '../errors.ts';
-import {
-  DEFAULT_THRESHOLDS,
-  FneExtractor,
-  type FneStats,
-  loadStats,
-  statsPaths,
-  type Thresholds,
-} from '../fne/index.ts';
+import { bytesOf, mapPool } from '../files.ts';
+import { DEFAULT_THRESHOLDS, type Thresholds } from '../fne/index.ts';
 import { cacheDir } from '../paths.ts';
 import { TOKENIZER_VERSION, tokenizeEnglish, UNK_ID, Vocabulary } from '../text/index.ts';
+import { fillFeatureCache, openFeatureCache, type ProbsCache } from './feature-cache.ts';
 import {
   BOGUS_CAPTION_IMAGE,
   type Flickr8kImage,
@@ -35,7 +23,6 @@ import {
 export const PREPARED_FORMAT = 'sagasu-flickr8k/1';
 export const DEFAULT_MIN_COUNT = 4;
 export const defaultPreparedDir = join(cacheDir, 'data', 'flickr8k');
-export const defaultFeatureCacheRoot = join(cacheDir, 'features');
 
 /** The files of a prepared data set, in the order meta.json lists them. */
 export const PREPARED_FILES = [
@@ -49,141 +36,7 @@ export const PREPARED_FILES = [
   'offsets.i32',
   'caption_image.i32',
 ] as const;
-export type PreparedFile = (typeof PREPARED_FILES)[number];
-
-// ---------------------------------------------------------------------------------------------------------
-// Feature cache: one file per image content, so renaming or moving a photo costs nothing and a killed run
-// loses at most the batch in flight.
-
-const CACHE_MAGIC = 'SGF1';
-const CACHE_HEADER = 20;
-
-/**
- * The folder is named by the model and the statistics, the two inputs that change every value; the
- * thresholds and dimensions sit in each file's header, so a file written under other ones is recomputed
- * instead of being read as if it were current.
- */
-export function featureCacheDir(
-  cnnSha256: string,
-  statsSha256: string,
-  root = defaultFeatureCacheRoot,
-): string {
-  return join(root, `${cnnSha256.slice(0, 16)}-${statsSha256.slice(0, 16)}`);
-}
-
-export interface CachedFeatures {
-  fne: Int8Array;
-  oneLayer: Float32Array;
-}
-
-/**
- * Layout: "SGF1", uint32 fneDim, uint32 oneLayerDim, float32 positive and negative thresholds (all
- * little-endian), then int8 fne[fneDim], then float32 oneLayer[oneLayerDim]. 17,056 is a multiple of 4, so
- * the floats stay aligned.
- */
-export class FeatureCache {
-  constructor(
-    readonly dir: string,
-    readonly fneDim: number,
-    readonly oneLayerDim: number,
-    readonly thresholds: Thresholds = DEFAULT_THRESHOLDS,
-  ) {}
-
-  get fileBytes(): number {
-    return CACHE_HEADER + this.fneDim + 4 * this.oneLayerDim;
-  }
-
-  path(sha256: string): string {
-    return join(this.dir, sha256.slice(0, 2), `${sha256}.bin`);
-  }
-
-  private header(): Buffer {
-    const h = Buffer.alloc(CACHE_HEADER);
-    h.write(CACHE_MAGIC, 0, 'ascii');
-    h.writeUInt32LE(this.fneDim, 4);
-    h.writeUInt32LE(this.oneLayerDim, 8);
-    h.writeFloatLE(this.thresholds.positive, 12);
-    h.writeFloatLE(this.thresholds.negative, 16);
-    return h;
-  }
-
-  /** The cached features of an image, or undefined when absent or not written under the current settings. */
-  async get(sha256: string): Promise<CachedFeatures | undefined> {
-    let bytes: Buffer;
-    try {
-      bytes = await readFile(this.path(sha256));
-    } catch {
-      return undefined;
-    }
-    if (bytes.length !== this.fileBytes || !bytes.subarray(0, CACHE_HEADER).equals(this.header()))
-      return undefined;
-    const body = bytes.buffer.slice(bytes.byteOffset + CACHE_HEADER, bytes.byteOffset + bytes.length);
-    return {
-      fne: new Int8Array(body, 0, this.fneDim),
-      oneLayer: new Float32Array(body, this.fneDim, this.oneLayerDim),
-    };
-  }
-
-  /** Written to a temporary name and renamed, so a reader never sees half a file. */
-  async put(sha256: string, features: CachedFeatures): Promise<void> {
-    if (features.fne.length !== this.fneDim || features.oneLayer.length !== this.oneLayerDim)
-      throw new Error(
-        `feature sizes ${features.fne.length}/${features.oneLayer.length} do not match the cache`,
-      );
-    const file = this.path(sha256);
-    await mkdir(join(this.dir, sha256.slice(0, 2)), { recursive: true });
-    const temp = `${file}.${process.pid}.tmp`;
-    await writeFile(temp, Buffer.concat([this.header(), bytesOf(features.fne), bytesOf(features.oneLayer)]));
-    await rename(temp, file);
-  }
-}
-
-const PROBS_MAGIC = 'SGP1';
-
-/**
- * The classifier's probabilities of one image content, beside its features (`<sha>.probs`: "SGP1", uint32
- * class count, float32 probabilities of the ImageNet classes 0..999). A separate file, so the feature files
- * other checkouts read keep their layout.
- */
-export class ProbsCache {
-  constructor(readonly dir: string) {}
-
-  path(sha256: string): string {
-    return join(this.dir, sha256.slice(0, 2), `${sha256}.probs`);
-  }
-
-  async get(sha256: string): Promise<Float32Array | undefined> {
-    let bytes: Buffer;
-    try {
-      bytes = await readFile(this.path(sha256));
-    } catch {
-      return undefined;
-    }
-    if (bytes.length !== 8 + 4 * IMAGENET_CLASSES || bytes.toString('ascii', 0, 4) !== PROBS_MAGIC)
-      return undefined;
-    if (bytes.readUInt32LE(4) !== IMAGENET_CLASSES) return undefined;
-    return new Float32Array(bytes.buffer.slice(bytes.byteOffset + 8, bytes.byteOffset + bytes.length));
-  }
-
-  /** `outputs`: the CNN's classifier row as it comes (the class mapping is applied here, once). */
-  async put(sha256: string, outputs: Float32Array): Promise<void> {
-    const probs = imagenetClassProbs(outputs);
-    const header = Buffer.alloc(8);
-    header.write(PROBS_MAGIC, 0, 'ascii');
-    header.writeUInt32LE(probs.length, 4);
-    const file = this.path(sha256);
-    await mkdir(join(this.dir, sha256.slice(0, 2)), { recursive: true });
-    const temp = `${file}.${process.pid}.tmp`;
-    await writeFile(temp, Buffer.concat([header, bytesOf(probs)]));
-    await rename(temp, file);
-  }
-}
-
-function bytesOf(view: ArrayBufferView): Buffer {
-  return Buffer.from(view.buffer, view.byteOffset, view.byteLength);
-}
-
-// ---------------------------------------------------------------------------------------------------------
+type PreparedFile = (typeof PREPARED_FILES)[number];
 
 /** Beside meta.json, not in it: the preparation's identity (meta.json's sha256, which models record) stays. */
 export const PROBS_FILE = 'probs.f32';
@@ -235,7 +88,7 @@ async function writeProbs(
   await rename(join(out, `${PROBS_META}.tmp`), join(out, PROBS_META));
 }
 
-export interface PrepareOptions {
+interface PrepareOptions {
   /** Where the prepared files go (default .cache/data/flickr8k). */
   out?: string;
   /** The CNN (default mobilenet_v2); each needs its own statistics (npm run stats:compute -- --backbone). */
@@ -254,12 +107,12 @@ export interface PrepareOptions {
   onProgress?: (done: number, total: number) => void;
 }
 
-export interface SplitTokens {
+interface SplitTokens {
   tokens: number;
   unknown: number;
 }
 
-export interface PreparedMeta {
+interface PreparedMeta {
   format: string;
   dataset: string;
   limitImages: number | null;
@@ -326,19 +179,6 @@ class OutputFile {
   }
 }
 
-async function mapPool<T, R>(items: readonly T[], width: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const results = new Array<R>(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      results[i] = await fn(items[i] as T);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(width, items.length) }, worker));
-  return results;
-}
-
 function positiveInteger(name: string, value: number | undefined, fallback: number): number {
   const v = value ?? fallback;
   if (!Number.isInteger(v) || v < 1)
@@ -354,7 +194,7 @@ const emptySplitCounts = <T>(make: () => T): Record<Flickr8kImageSplit, T> => ({
 });
 
 /** The training contract's token arrays: captions' ids concatenated, their offsets, their images, counts. */
-export interface EncodedCaptions {
+interface EncodedCaptions {
   tokens: Int32Array;
   /** caption k = tokens[offsets[k]:offsets[k+1]] */
   offsets: Int32Array;
@@ -407,25 +247,15 @@ export async function prepareFlickr8k(options: PrepareOptions = {}): Promise<Pre
     throw new SagasuError('unsupported-platform', 'data:prepare', 'needs a little-endian machine');
 
   const backbone = options.backbone ?? 'mobilenet_v2';
-  const mode = backbone === 'mobilenet_v2' ? DEFAULT_CNN_MODE : 'float';
-  const manifest: CnnManifest = await verifiedCnn(mode, undefined, backbone);
-  const statsFiles = statsPaths(backbone);
-  const stats: FneStats = await loadStats(statsFiles.bin, statsFiles.meta);
-  if (stats.meta.cnnSha256 !== manifest.onnx.sha256 || stats.meta.mode !== mode)
-    throw new SagasuError(
-      'stats-mismatch',
-      statsFiles.meta,
-      `the statistics were computed with the ${stats.meta.mode} model ${stats.meta.cnnSha256}, not the ${mode} model ${manifest.onnx.sha256}; run \`npm run stats:compute${backbone === 'mobilenet_v2' ? '' : ` -- --backbone ${backbone}`}\``,
-    );
-  const fneDim = manifest.fneDim;
+  const {
+    mode,
+    manifest,
+    stats,
+    cache,
+    probs: probsCache,
+  } = await openFeatureCache(backbone, options.featureCacheRoot);
+  const { fneDim } = manifest;
   const oneLayerDim = manifest.oneLayer.channels;
-  const cache = new FeatureCache(
-    featureCacheDir(manifest.onnx.sha256, stats.meta.sha256, options.featureCacheRoot),
-    fneDim,
-    oneLayerDim,
-    DEFAULT_THRESHOLDS,
-  );
-  const probsCache = new ProbsCache(cache.dir);
 
   // Images, verified against the data set's manifest when it has one.
   const allImages = await listImages(dataDir);
@@ -468,33 +298,13 @@ export async function prepareFlickr8k(options: PrepareOptions = {}): Promise<Pre
   log(
     `data:prepare: features of ${distinct - missing.size} images from ${cache.dir}, ${missing.size} to compute`,
   );
-  if (missing.size > 0) {
-    const extractor = await FneExtractor.open({
-      backbone,
-      mode,
-      stats,
-      ...(options.threads ? { threads: options.threads } : {}),
-      log,
-    });
-    try {
-      const pending = [...missing];
-      let done = 0;
-      for await (const result of extractor.extract(
-        pending.map(([, path]) => path),
-        { batchSize },
-      )) {
-        if (!result.ok) throw result.error;
-        const [sha] = pending[done++] as [string, string];
-        const { fne, oneLayer, probs } = result.features;
-        if (!fne) throw new Error('the extractor ran without statistics');
-        await cache.put(sha, { fne, oneLayer });
-        await probsCache.put(sha, probs);
-        options.onProgress?.(done, pending.length);
-      }
-    } finally {
-      await extractor.close();
-    }
-  }
+  await fillFeatureCache(
+    cache,
+    probsCache,
+    [...missing],
+    { backbone, mode, stats, ...(options.threads ? { threads: options.threads } : {}), log },
+    { batchSize, onProgress: options.onProgress },
+  );
 
   // Captions: those of the chosen images, in token-file order.
   const { captions, skipped } = await readCaptions(dataDir, log);

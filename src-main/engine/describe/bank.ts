@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { SagasuError } from '../errors.ts';
+import { fileErrorClass, SagasuError } from '../errors.ts';
 import type { JointModel } from '../joint/index.ts';
 import { manifestSha256 } from '../modelfiles/index.ts';
 import { cacheDir as defaultCacheDir, modelsDir } from '../paths.ts';
@@ -29,11 +29,7 @@ export interface Neighbour extends ScoredCaption {
 }
 
 /** A caption bank that cannot be read or holds no usable caption. */
-export class CaptionBankError extends SagasuError {
-  constructor(file: string, reason: string, options?: { cause?: unknown }) {
-    super('caption-bank', file, reason, options);
-  }
-}
+export class CaptionBankError extends fileErrorClass('caption-bank') {}
 
 function sha256(bytes: Uint8Array | string): string {
   return createHash('sha256').update(bytes).digest('hex');
@@ -140,10 +136,6 @@ export class CaptionBank {
   }
 
   /** Cosine similarity of a unit vector with every caption, in bank order. */
-  scores(vec: Float32Array): Float32Array {
-    return this.sharedScores(vec).slice();
-  }
-
   private sharedScores(vec: Float32Array): Float32Array {
     // Captions and tags of one photo score the same vector twice in a row: the second pass is free.
     const last = this.last;

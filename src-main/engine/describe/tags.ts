@@ -22,7 +22,7 @@ export interface ScoredTag {
   confidence: number;
 }
 
-export const DEFAULT_TAG_OPTIONS: Required<TagOptions> = {
+const DEFAULT_TAG_OPTIONS: Required<TagOptions> = {
   neighbours: 40,
   temperature: 0.1,
   max: 10,

@@ -16,7 +16,7 @@ import { detectLanguage } from '../text/index.ts';
 export type DatasetFormat = 'flickr8k' | 'demo' | 'coco' | 'csv' | 'tsv';
 export type CaptionLang = 'en' | 'ja';
 
-export const FLICKR8K_JA_CAPTIONS_FILE = JA_CAPTIONS_FILE;
+const FLICKR8K_JA_CAPTIONS_FILE = JA_CAPTIONS_FILE;
 
 export interface EvalCaption {
   text: string;

@@ -5,7 +5,6 @@ export {
   detectLang,
   type EvalCaption,
   type EvalDataset,
-  FLICKR8K_JA_CAPTIONS_FILE,
   type LoadDatasetOptions,
   loadEvalDataset,
 } from './datasets.ts';
@@ -32,13 +31,10 @@ export {
   figureTable,
   type ReportFiles,
   type ReportOptions,
-  reportHtml,
-  reportMarkdown,
   textTable,
   writeEvalReport,
 } from './report.ts';
 export {
-  chooseModels,
   type DirectionFigures,
   EMBEDDING_CHOICES,
   type EmbeddingChoice,
@@ -46,12 +42,10 @@ export {
   type EvalRun,
   EXPLAIN_PAIRS,
   evalSummary,
-  explainLayers,
   type LayerExplain,
   type LayerShares,
   type ModelDetails,
   type ModelFigures,
-  openModelFor,
   type RetrievalFailure,
   type RunEvalOptions,
   runEval,
@@ -66,7 +60,6 @@ export {
   type SearchSetup,
 } from './search.ts';
 export {
-  defaultVectorCacheRoot,
   type FeatureOptions,
   type ImageFailure,
   type ImageFeatureSet,

@@ -43,7 +43,7 @@ export interface RetrievalInput {
   dim: number;
 }
 
-export interface RankOptions {
+interface RankOptions {
   /** Captions scored per onnxruntime run (default 256): memory is about block x I x 4 bytes. */
   blockSize?: number;
   /** Threads for the score products (default: every core). */

@@ -232,7 +232,7 @@ td.row{white-space:normal}td.caption{max-width:260px}
 `;
 
 /** The report as a self-contained HTML page (thumbnails as data URIs, the chart as SVG). */
-export async function reportHtml(
+async function reportHtml(
   run: EvalRun,
   options: ReportOptions = {},
 ): Promise<{ html: string; thumbnails: number }> {
@@ -276,7 +276,7 @@ ${skippedHtml(run)}
 }
 
 /** The same figures as Markdown. */
-export function reportMarkdown(run: EvalRun): string {
+function reportMarkdown(run: EvalRun): string {
   const header = ['embedding', ...COLUMNS];
   const lines = [
     `# Sagasu evaluation: ${basename(run.dataset)}`,

@@ -134,7 +134,7 @@ export interface EvalRun {
  * The model with `lang` as its sentence encoder: English is the model's own; another language is a text-only
  * encoder trained into the model's space (JointModel finds it beside the model directory).
  */
-export function openModelFor(dir: string, lang: CaptionLang): Promise<JointModel> {
+function openModelFor(dir: string, lang: CaptionLang): Promise<JointModel> {
   return JointModel.open(dir, { textLanguage: lang });
 }
 
@@ -148,7 +148,7 @@ interface ChosenModel {
  * features they were trained on (fne, one-layer). A missing half of `both` is a note; a missing asked-for
  * model is an error.
  */
-export async function chooseModels(
+async function chooseModels(
   dir: string | undefined,
   embedding: EmbeddingChoice,
 ): Promise<{ models: ChosenModel[]; notes: string[] }> {
@@ -510,7 +510,7 @@ function evenSample<T>(items: readonly T[], n: number): T[] {
 }
 
 /** The mean of LayerExplainer's exact per-layer split (describe room) over the pairs. */
-export const explainLayers: LayerExplain = async (dir, pairs) => {
+const explainLayers: LayerExplain = async (dir, pairs) => {
   if (pairs.length === 0) return undefined;
   const explainer = await LayerExplainer.open(dir);
   const layers = new Map<string, { block: string; sum: number }>();

@@ -1,5 +1,5 @@
+import { loadSearchCalibration } from '../calibration/index.ts';
 import { ConceptLexicon } from '../concepts/index.ts';
-import { loadSearchCalibration } from '../describe/index.ts';
 import { SagasuError } from '../errors.ts';
 import {
   type ClassTable,

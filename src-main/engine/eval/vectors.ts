@@ -1,15 +1,21 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { join } from 'node:path';
-import { type CnnBackbone, DEFAULT_CNN_MODE, verifiedCnn } from '../cnn/index.ts';
-import { type CachedFeatures, FeatureCache, featureCacheDir, ProbsCache } from '../datasets/prepare.ts';
+import type { CnnBackbone } from '../cnn/index.ts';
+import {
+  type CachedFeatures,
+  type FeatureCache,
+  fillFeatureCache,
+  openFeatureCache,
+  type ProbsCache,
+} from '../datasets/feature-cache.ts';
 import { SagasuError } from '../errors.ts';
-import { DEFAULT_THRESHOLDS, FneExtractor, type FneStats, loadStats, statsPaths } from '../fne/index.ts';
+import { mapPool } from '../files.ts';
 import { decodeForCnn } from '../image/index.ts';
 import { cacheDir } from '../paths.ts';
 
 /** Where `sagasu eval` keeps image features, one folder per CNN and statistics (see FeatureCache). */
-export const defaultVectorCacheRoot = join(cacheDir, 'eval-vectors');
+const defaultVectorCacheRoot = join(cacheDir, 'eval-vectors');
 
 export interface ImageFailure {
   /** Index into the data set's images. */
@@ -45,19 +51,6 @@ export interface FeatureOptions {
   onProgress?: (done: number, total: number) => void;
 }
 
-async function mapPool<T, R>(items: readonly T[], width: number, fn: (item: T, k: number) => Promise<R>) {
-  const results = new Array<R>(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const k = next++;
-      results[k] = await fn(items[k] as T, k);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(width, items.length) }, worker));
-  return results;
-}
-
 async function sha256File(file: string): Promise<string> {
   const hash = createHash('sha256');
   for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
@@ -72,26 +65,10 @@ async function sha256File(file: string): Promise<string> {
 export async function imageFeatures(files: readonly string[], options: FeatureOptions = {}) {
   const log = options.log ?? (() => {});
   const backbone = options.backbone ?? 'mobilenet_v2';
-  const manifest = await verifiedCnn(
-    backbone === 'mobilenet_v2' ? DEFAULT_CNN_MODE : 'float',
-    undefined,
+  const { stats, cache, probs } = await openFeatureCache(
     backbone,
+    options.cacheRoot ?? defaultVectorCacheRoot,
   );
-  const paths = statsPaths(backbone);
-  const stats: FneStats = await loadStats(paths.bin, paths.meta);
-  if (stats.meta.cnnSha256 !== manifest.onnx.sha256)
-    throw new SagasuError(
-      'stats-mismatch',
-      paths.meta,
-      `the statistics were computed with the CNN ${stats.meta.cnnSha256}, not the built ${manifest.onnx.sha256}; run \`npm run stats:compute${backbone === 'mobilenet_v2' ? '' : ` -- --backbone ${backbone}`}\``,
-    );
-  const cache = new FeatureCache(
-    featureCacheDir(manifest.onnx.sha256, stats.meta.sha256, options.cacheRoot ?? defaultVectorCacheRoot),
-    manifest.fneDim,
-    manifest.oneLayer.channels,
-    DEFAULT_THRESHOLDS,
-  );
-  const probs = new ProbsCache(cache.dir);
   const t0 = performance.now();
   const failed: ImageFailure[] = [];
   const sha256 = await mapPool(files, 8, async (file, image) => {
@@ -123,45 +100,23 @@ export async function imageFeatures(files: readonly string[], options: FeatureOp
   const t1 = performance.now();
   const distinct = new Set(sha256.filter(Boolean)).size;
   log(`eval: features of ${distinct - missing.size} images from ${cache.dir}, ${missing.size} to compute`);
-  let computed = 0;
-  if (missing.size > 0) {
-    const extractor = await FneExtractor.open({
-      backbone,
-      stats,
-      ...(options.threads ? { threads: options.threads } : {}),
-      log,
-    });
-    try {
-      const pending = [...missing];
-      let done = 0;
-      for await (const result of extractor.extract(
-        pending.map(([, images]) => files[images[0] as number] as string),
-        { batchSize: options.batchSize ?? 16 },
-      )) {
-        const [sha, images] = pending[done++] as [string, number[]];
-        if (result.ok) {
-          const { fne, oneLayer } = result.features;
-          if (!fne) throw new Error('the extractor ran without statistics');
-          await cache.put(sha, { fne, oneLayer });
-          await probs.put(sha, result.features.probs);
-          computed++;
-        } else {
-          for (const image of images) {
-            failed.push({
-              image,
-              file: files[image] as string,
-              code: result.error.code,
-              reason: result.error.reason,
-            });
-            sha256[image] = undefined;
-          }
+  const pending = [...missing];
+  const computed = await fillFeatureCache(
+    cache,
+    probs,
+    pending.map(([sha, images]) => [sha, files[images[0] as number] as string] as const),
+    { backbone, stats, ...(options.threads ? { threads: options.threads } : {}), log },
+    {
+      batchSize: options.batchSize ?? 16,
+      onProgress: options.onProgress,
+      onFailure: (k, error) => {
+        for (const image of (pending[k] as [string, number[]])[1]) {
+          failed.push({ image, file: files[image] as string, code: error.code, reason: error.reason });
+          sha256[image] = undefined;
         }
-        options.onProgress?.(done, pending.length);
-      }
-    } finally {
-      await extractor.close();
-    }
-  }
+      },
+    },
+  );
   const t2 = performance.now();
   failed.sort((a, b) => a.image - b.image);
   return {

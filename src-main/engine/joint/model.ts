@@ -210,6 +210,11 @@ export class JointModel {
     return { lang: resolved, ...(await this.encoder(resolved)).analyze(text) };
   }
 
+  /** The vector of a sentence analyzeSentence read: its token ids go to the network as they are, not read again. */
+  async encodeAnalysis(analysis: LanguageAnalysis): Promise<Float32Array> {
+    return (await this.encoder(analysis.lang)).encodeIds([analysis.ids]);
+  }
+
   /** Row-major [images.length, dim]. */
   embedImages(images: readonly ImageInput[]): Promise<Float32Array> {
     return this.image.embed(images);

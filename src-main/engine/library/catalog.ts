@@ -9,7 +9,7 @@ import type {
   SearchFilters,
   Tag,
 } from '../../contract/index.ts';
-import { ArgumentError, SagasuError } from '../errors.ts';
+import { ArgumentError, fileErrorClass, SagasuError } from '../errors.ts';
 import { MIGRATIONS } from './schema.ts';
 import { openDatabase } from './sqlite.ts';
 
@@ -29,7 +29,7 @@ export interface KnownFile {
 }
 
 /** What indexing learned about one photo. */
-export interface IndexedImage {
+interface IndexedImage {
   bytes: number;
   mtimeMs: number;
   hash: string;
@@ -71,11 +71,7 @@ interface TagRow {
 }
 
 /** The catalog is from a newer Sagasu, or is not a Sagasu catalog at all. */
-export class CatalogError extends SagasuError {
-  constructor(file: string, reason: string, options?: { cause?: unknown }) {
-    super('catalog-invalid', file, reason, options);
-  }
-}
+export class CatalogError extends fileErrorClass('catalog-invalid') {}
 
 /**
  * All of the library's SQL. The catalog is the source of truth (vectors included); the HNSW file is a
@@ -257,6 +253,14 @@ export class Catalog {
   image(id: number): ImageRecord | null {
     const row = this.stmt(`SELECT ${IMAGE_COLUMNS} FROM images WHERE id = ?`).get(id) as ImageRow | undefined;
     return row ? toRecord(row) : null;
+  }
+
+  /** The records of these ids in one query (a page of search results), by id; ids not in the catalog are absent. */
+  images(ids: readonly number[]): Map<number, ImageRecord> {
+    const rows = this.stmt(
+      `SELECT ${IMAGE_COLUMNS} FROM images WHERE id IN (SELECT value FROM json_each(?))`,
+    ).all(JSON.stringify(ids)) as ImageRow[];
+    return new Map(rows.map((row) => [row.id, toRecord(row)]));
   }
 
   imageByPath(path: string): ImageRecord | null {
@@ -755,7 +759,7 @@ export function typeFromName(path: string): FileType | null {
 const CJK = /[\p{Script=Han}\p{Script=Hiragana}\p{Script=Katakana}\p{Script=Hangul}\u30fc\u3005]/gu;
 
 /** unicode61 keeps a run of kanji/kana as one token; one character per token lets a query find it anywhere. */
-export function ftsText(text: string): string {
+function ftsText(text: string): string {
   return text.normalize('NFKC').replace(CJK, ' $& ');
 }
 

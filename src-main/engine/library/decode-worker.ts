@@ -15,7 +15,7 @@ export interface DecodeTask {
   mode: 'hash' | 'decode';
 }
 
-export interface FileStamp {
+interface FileStamp {
   bytes: number;
   mtimeMs: number;
 }

@@ -1,9 +1,10 @@
 /**
- * The library room: catalog (SQLite), vector index (HNSW), walker, incremental indexer and watcher.
+ * The library room: catalog (SQLite), search index (HNSW and classes), roots, walker, indexer and watcher.
  * Other rooms import only this file.
  */
 export { Catalog, CatalogError, type ImageRecord, type ImageStatus, PHOTO_EXTENSIONS } from './catalog.ts';
-export { CATALOG_FILE, INDEX_FILE, idleProgress, Library, type LibraryOptions } from './library.ts';
+export { idleProgress } from './indexer.ts';
+export { CATALOG_FILE, INDEX_FILE, Library, type LibraryOptions } from './library.ts';
 export { LibraryLockedError, LOCK_FILE } from './lock.ts';
 export { cosine, dequantize, quantize } from './quantize.ts';
 export {

@@ -11,7 +11,7 @@ export class LibraryLockedError extends SagasuError {
 }
 
 /** The library folder cannot be written (a read-only disk, or another user's folder): nothing can change. */
-export class LibraryReadOnlyError extends SagasuError {
+class LibraryReadOnlyError extends SagasuError {
   constructor(dir: string, options?: { cause?: unknown }) {
     super(
       'library-read-only',

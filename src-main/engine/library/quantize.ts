@@ -4,7 +4,7 @@
  * so a rebuild from the catalog reproduces exactly what was indexed. The cosine cost is measured in
  * docs/BENCHMARKS.md (## Library).
  */
-export interface QuantizedVector {
+interface QuantizedVector {
   /** One int8 per dimension, as the bytes SQLite stores. */
   q: Buffer;
   /** x[i] ≈ q[i] * scale. */

@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
-import { SagasuError } from '../errors.ts';
+import { fileErrorClass } from '../errors.ts';
 import { nativeDir } from '../paths.ts';
 
 /**
@@ -67,11 +67,7 @@ export function selectBinding(
 }
 
 /** better-sqlite3's binary is missing or built for another runtime; the message says how to get the right one. */
-export class NativeModuleError extends SagasuError {
-  constructor(file: string, reason: string, options?: { cause?: unknown }) {
-    super('native-module', file, reason, options);
-  }
-}
+export class NativeModuleError extends fileErrorClass('native-module') {}
 
 /** Why `file` did not load, in words that say what to run. */
 export function loadFailure(file: string, error: unknown, target: NativeTarget = currentTarget()): string {

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { closeSync, fstatSync, fsyncSync, openSync, readSync, renameSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
 import hnswlib from 'hnswlib-node';
-import { SagasuError } from '../errors.ts';
+import { fileErrorClass } from '../errors.ts';
 import { haltPoint } from './halt.ts';
 
 const { HierarchicalNSW } = hnswlib;
@@ -26,11 +26,7 @@ export interface HnswParams {
 export const DEFAULT_HNSW: HnswParams = { m: 16, efConstruction: 200, efSearch: 64 };
 
 /** Saving the vector index failed; the previous file is untouched and the catalog still holds every vector. */
-export class IndexSaveError extends SagasuError {
-  constructor(file: string, reason: string, options?: { cause?: unknown }) {
-    super('index-save-failed', file, reason, options);
-  }
-}
+export class IndexSaveError extends fileErrorClass('index-save-failed') {}
 
 /** What the catalog remembers about the saved file, to trust it on the next open. */
 export interface SavedIndexState {

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { SagasuError } from '../errors.ts';
+import { fileErrorClass } from '../errors.ts';
 import type { Vocabulary } from './vocabulary.ts';
 
 const SUBSTITUTES_FORMAT = 'sagasu-substitutes-v1';
@@ -10,15 +10,7 @@ export const SUBSTITUTES_FILE = 'substitutes.tsv';
 const MANIFEST = 'manifest.json';
 
 /** A word-vector folder (models/words/<model>) that is damaged: named by file (and line), with the reason. */
-export class WordVectorError extends SagasuError {
-  constructor(
-    readonly file: string,
-    reason: string,
-    options?: { cause?: unknown },
-  ) {
-    super('invalid-word-vectors', file, reason, options);
-  }
-}
+export class WordVectorError extends fileErrorClass('invalid-word-vectors') {}
 
 const hex64 = z.string().regex(/^[0-9a-f]{64}$/);
 const schema = z.looseObject({

@@ -2,7 +2,7 @@ import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import { constants } from 'node:fs';
 import { access, lstat, stat } from 'node:fs/promises';
 import { basename, dirname, extname, join, resolve } from 'node:path';
-import { ArgumentError, SagasuError } from '../errors.ts';
+import { ArgumentError, FileError } from '../errors.ts';
 
 /**
  * XMP sidecars through ExifTool (never hand-written XMP): accepted tags go into dc:subject (and their
@@ -20,16 +20,7 @@ export type XmpErrorCode =
   | 'write-failed'
   | 'read-failed';
 
-export class XmpError extends SagasuError {
-  constructor(
-    override readonly code: XmpErrorCode,
-    readonly file: string,
-    reason: string,
-    options?: { cause?: unknown },
-  ) {
-    super(code, file, reason, options);
-  }
-}
+export class XmpError extends FileError<XmpErrorCode> {}
 
 export interface XmpContent {
   /** Keywords for dc:subject, added to the ones the sidecar already has (no duplicates). */
@@ -94,18 +85,7 @@ function exiftool(executable: string, args: readonly string[], subject: string):
     child.stdout.on('data', (b: Buffer) => out.push(b));
     child.stderr.on('data', (b: Buffer) => err.push(b));
     child.on('error', (cause: NodeJS.ErrnoException) => {
-      reject(
-        cause.code === 'ENOENT' || cause.code === 'EACCES'
-          ? new XmpError(
-              'exiftool-missing',
-              executable,
-              `ExifTool is not installed or not runnable: ${INSTALL}`,
-              {
-                cause,
-              },
-            )
-          : new XmpError('write-failed', subject, `could not run ExifTool: ${cause.message}`, { cause }),
-      );
+      reject(spawnError(cause, executable, subject));
     });
     child.on('close', (code) =>
       resolvePromise({
@@ -117,6 +97,15 @@ function exiftool(executable: string, args: readonly string[], subject: string):
     child.stdin.on('error', () => {}); // a child that died early: 'close' reports it
     child.stdin.end(`${args.join('\n')}\n`);
   });
+}
+
+/** Why ExifTool could not be started: not installed (with how to install it), or the system's reason. */
+function spawnError(cause: NodeJS.ErrnoException, executable: string, subject: string): XmpError {
+  return cause.code === 'ENOENT' || cause.code === 'EACCES'
+    ? new XmpError('exiftool-missing', executable, `ExifTool is not installed or not runnable: ${INSTALL}`, {
+        cause,
+      })
+    : new XmpError('write-failed', subject, `could not run ExifTool: ${cause.message}`, { cause });
 }
 
 function oneLine(text: string): string {
@@ -272,17 +261,7 @@ export class XmpWriter {
       this.waiting?.();
     });
     child.on('error', (cause: NodeJS.ErrnoException) => {
-      this.failure =
-        cause.code === 'ENOENT' || cause.code === 'EACCES'
-          ? new XmpError(
-              'exiftool-missing',
-              executable,
-              `ExifTool is not installed or not runnable: ${INSTALL}`,
-              {
-                cause,
-              },
-            )
-          : new XmpError('write-failed', executable, `ExifTool failed: ${cause.message}`, { cause });
+      this.failure = spawnError(cause, executable, executable);
       this.waiting?.();
     });
     child.on('close', () => {
