@@ -124,6 +124,10 @@ describe('message catalogues (English and Japanese)', () => {
             path: '/p',
             subject: 's',
             message: 'm',
+            backbone: 'resnet50',
+            languages: 'en + ja',
+            chosen: 'fne',
+            active: 'one-layer',
           },
         });
         expect(text, `${lang}:${key}`).not.toBe(key);
