@@ -2,7 +2,7 @@ import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { SingleBar } from 'cli-progress';
 import { Command, InvalidArgumentError } from 'commander';
-import { CNN_BACKBONES, type CnnBackbone, DEFAULT_CNN_MODE, verifiedCnn } from '../engine/cnn/index.ts';
+import { backboneMode, CNN_BACKBONES, type CnnBackbone, verifiedCnn } from '../engine/cnn/index.ts';
 import { splitImagePaths } from '../engine/datasets/flickr8k.ts';
 import { SagasuError } from '../engine/errors.ts';
 import { FneExtractor, StatsAccumulator, saveStats, statsPaths } from '../engine/fne/index.ts';
@@ -33,7 +33,7 @@ await runCommand('stats:compute', async () => {
   program.parse(process.argv);
   const backbone = program.opts<{ backbone: CnnBackbone }>().backbone;
   const files = await splitImagePaths('train');
-  const mode = backbone === 'mobilenet_v2' ? DEFAULT_CNN_MODE : 'float';
+  const mode = backboneMode(backbone);
   const manifest = await verifiedCnn(mode, undefined, backbone);
   const extractor = await FneExtractor.open({ backbone, mode, stats: 'none', log: console.log });
   const checkpointFile = join(cacheDir, 'stats', `${backbone}-${manifest.onnx.sha256.slice(0, 16)}.f64`);

@@ -19,6 +19,7 @@ export { RESNET50_PACKAGE, sha256File, UPSTREAM_FILES } from './source.ts';
 export { readTfjsLayersModel } from './tfjs.ts';
 export { readTflite } from './tflite.ts';
 
+import type { CnnBackbone } from './build.ts';
 import type { CnnMode } from './converter.ts';
 /**
  * float, chosen by measurement (docs/BENCHMARKS.md). With the Full-Network outputs, float runs ~1.5x faster
@@ -28,3 +29,8 @@ import type { CnnMode } from './converter.ts';
  * are NOT interchangeable (their ternary FNEs agree on ~97 % of entries): statistics and training use this one.
  */
 export const DEFAULT_CNN_MODE: CnnMode = 'float';
+
+/** The mode a backbone runs in: MobileNetV2's default; ResNet-50 is built in float only. */
+export function backboneMode(backbone: CnnBackbone): CnnMode {
+  return backbone === 'mobilenet_v2' ? DEFAULT_CNN_MODE : 'float';
+}

@@ -1,8 +1,8 @@
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
+  backboneMode,
   type CnnBackbone,
-  DEFAULT_CNN_MODE,
   IMAGENET_CLASSES,
   imagenetClassProbs,
   verifiedCnn,
@@ -26,7 +26,7 @@ const defaultFeatureCacheRoot = join(cacheDir, 'features');
  * when computed with another CNN), and the caches of features and class probabilities they name.
  */
 export async function openFeatureCache(backbone: CnnBackbone, root?: string) {
-  const mode = backbone === 'mobilenet_v2' ? DEFAULT_CNN_MODE : 'float';
+  const mode = backboneMode(backbone);
   const manifest = await verifiedCnn(mode, undefined, backbone);
   const files = statsPaths(backbone);
   const stats = await loadStats(files.bin, files.meta);

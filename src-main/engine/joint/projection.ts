@@ -1,18 +1,13 @@
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
-import {
-  DEFAULT_CNN_MODE,
-  type OnnxOptions,
-  openSession,
-  type ProviderName,
-  verifiedCnn,
-} from '../cnn/index.ts';
+import { backboneMode, type OnnxOptions, openSession, type ProviderName, verifiedCnn } from '../cnn/index.ts';
 import { ArgumentError, ModelError } from '../errors.ts';
 import {
   type FeatureKind,
   floatOutput,
   IMAGE_PROJECTION_FILE,
   type JointManifest,
+  jointBackbone,
   MANIFEST_FILE,
   readJointManifest,
   readVerified,
@@ -37,7 +32,7 @@ export interface LayerColumns {
 export interface ImageProjectionOptions extends OnnxOptions {
   /**
    * The layer map the ternary FNE columns follow (name, offset, channels). Default: the built CNN's
-   * (`verifiedCnn(DEFAULT_CNN_MODE).layers`); the prepared data set's layers.json describes the same columns.
+   * of the model's backbone (`verifiedCnn(backboneMode(b), , b).layers`); the prepared data set's layers.json describes the same columns.
    */
   layers?: readonly LayerColumns[];
   /** Images per ONNX run (default 128); only memory depends on it. */
@@ -74,7 +69,10 @@ export class ImageProjection {
     let spans: Span[] = [];
     let fneDim = 0;
     if (manifest.features !== 'one-layer') {
-      const layers = options.layers ?? (await verifiedCnn(DEFAULT_CNN_MODE)).layers;
+      // The layer map of the CNN the model was trained on (its manifest's data.backbone).
+      const backbone = jointBackbone(manifest);
+      const layers =
+        options.layers ?? (await verifiedCnn(backboneMode(backbone), undefined, backbone)).layers;
       spans = columnSpans(manifest, layers, join(modelDir, MANIFEST_FILE));
       fneDim = Math.max(...layers.map((l) => l.offset + l.channels));
     }
