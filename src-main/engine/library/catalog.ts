@@ -9,6 +9,7 @@ import type {
   SearchFilters,
   Tag,
 } from '../../contract/index.ts';
+import { photoType } from '../../contract/index.ts';
 import { ArgumentError, fileErrorClass, SagasuError } from '../errors.ts';
 import { MIGRATIONS } from './schema.ts';
 import { openDatabase } from './sqlite.ts';
@@ -294,7 +295,7 @@ export class Catalog {
       this.stmt(
         `INSERT INTO images(root_id, path, bytes, mtime_ms, type, status, updated_at)
          VALUES (?, ?, ?, ?, ?, 'pending', ?)`,
-      ).run(rootId, path, bytes, mtimeMs, typeFromName(path), Date.now()).lastInsertRowid,
+      ).run(rootId, path, bytes, mtimeMs, photoType(path), Date.now()).lastInsertRowid,
     );
     this.writeKeywords(id, root, path);
     return id;
@@ -735,25 +736,6 @@ function toRecord(row: ImageRow): ImageRecord {
     status: row.status,
     error: row.error,
   };
-}
-
-/** The photo extensions the walker picks up, and the type each suggests before the content is read. */
-export const PHOTO_EXTENSIONS: ReadonlyMap<string, FileType> = new Map([
-  ['.jpg', 'jpeg'],
-  ['.jpeg', 'jpeg'],
-  ['.jpe', 'jpeg'],
-  ['.png', 'png'],
-  ['.webp', 'webp'],
-  ['.tif', 'tiff'],
-  ['.tiff', 'tiff'],
-  ['.gif', 'gif'],
-  ['.avif', 'avif'],
-  ['.heic', 'heic'],
-  ['.heif', 'heic'],
-]);
-
-export function typeFromName(path: string): FileType | null {
-  return PHOTO_EXTENSIONS.get(extname(path).toLowerCase()) ?? null;
 }
 
 const CJK = /[\p{Script=Han}\p{Script=Hiragana}\p{Script=Katakana}\p{Script=Hangul}\u30fc\u3005]/gu;

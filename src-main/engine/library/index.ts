@@ -2,7 +2,7 @@
  * The library room: catalog (SQLite), search index (HNSW and classes), roots, walker, indexer and watcher.
  * Other rooms import only this file.
  */
-export { Catalog, CatalogError, type ImageRecord, type ImageStatus, PHOTO_EXTENSIONS } from './catalog.ts';
+export { Catalog, CatalogError, type ImageRecord, type ImageStatus } from './catalog.ts';
 export { idleProgress } from './indexer.ts';
 export { CATALOG_FILE, INDEX_FILE, Library, type LibraryOptions } from './library.ts';
 export { LibraryLockedError, LOCK_FILE } from './lock.ts';

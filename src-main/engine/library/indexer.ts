@@ -1,13 +1,12 @@
-import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
-import { pathToFileURL } from 'node:url';
 import { Piscina } from 'piscina';
-import type { FileType, IndexProgress, IndexState } from '../../contract/index.ts';
+import { FILE_TYPES, type FileType, type IndexProgress, type IndexState } from '../../contract/index.ts';
 import { imagenetClassProbs } from '../cnn/index.ts';
 import { ArgumentError } from '../errors.ts';
 import type { FneExtractor, ImageFeatures } from '../fne/index.ts';
 import { encodeTopClasses, topClasses } from '../fusion/index.ts';
 import type { ModelSet } from '../joint/index.ts';
+import { workerStart } from '../worker-start.ts';
 import type { Catalog, KnownFile } from './catalog.ts';
 import type { DecodeResult, DecodeTask } from './decode-worker.ts';
 import { haltPoint } from './halt.ts';
@@ -23,16 +22,6 @@ const workerUrl = new URL(
   import.meta.url.endsWith('.ts') ? './decode-worker.ts' : './decode-worker.js',
   import.meta.url,
 );
-
-const FORMAT_TYPES: Record<string, FileType> = {
-  jpeg: 'jpeg',
-  png: 'png',
-  webp: 'webp',
-  tiff: 'tiff',
-  gif: 'gif',
-  avif: 'avif',
-  heic: 'heic',
-};
 
 export interface IndexerOptions {
   /** Decode worker threads (default: one per core). */
@@ -365,7 +354,8 @@ export class Indexer {
           const id = idOf.get(d.path) as number;
           const { q, scale } = stored[i] as { q: Buffer; scale: number };
           const { bytes, mtimeMs, hash, width, height, takenAt, camera } = d;
-          const type = FORMAT_TYPES[d.format] ?? null;
+          // sharp's format names are the file types' own (jpeg, png, ..., heic); anything else is unknown.
+          const type = (FILE_TYPES as readonly string[]).includes(d.format) ? (d.format as FileType) : null;
           const image = { bytes, mtimeMs, hash, width, height, takenAt, camera, type };
           this.catalog.setIndexed(id, image, version, q, scale);
           this.catalog.setClasses(id, version, classes[i] as Buffer);
@@ -490,12 +480,12 @@ export class Indexer {
   private decodePool(): Piscina<DecodeTask, DecodeResult> {
     if (!this.pool) {
       const threads = this.options.workers ?? Math.max(1, availableParallelism());
+      const start = workerStart(workerUrl, {});
       this.pool = new Piscina<DecodeTask, DecodeResult>({
-        filename: workerUrl.href,
+        filename: start.filename.href,
+        workerData: start.workerData,
         minThreads: threads,
         maxThreads: threads,
-        // Source runs through tsx; a worker thread does not inherit a loader registered through its API.
-        execArgv: workerUrl.pathname.endsWith('.ts') ? ['--import', tsxLoader()] : [],
       });
     }
     return this.pool;
@@ -637,8 +627,4 @@ function cnnInput(d: Extract<DecodeResult, { kind: 'decoded' }>) {
 /** A photo's top classes as the catalog stores them. */
 function topClassesOf(features: { probs: Float32Array }): Buffer {
   return encodeTopClasses(topClasses(imagenetClassProbs(features.probs)));
-}
-
-function tsxLoader(): string {
-  return pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
 }

@@ -1,7 +1,7 @@
 import type { Dirent } from 'node:fs';
 import { readdir, realpath, stat } from 'node:fs/promises';
 import { isAbsolute, join, relative } from 'node:path';
-import { typeFromName } from './catalog.ts';
+import { photoType } from '../../contract/index.ts';
 
 export interface WalkedFile {
   path: string;
@@ -69,7 +69,7 @@ export async function walk(root: string): Promise<WalkResult> {
         if (skippedName(lossy)) return;
         const name = utf8(entry.name);
         if (name === null) {
-          if (!entry.isFile() || typeFromName(lossy) !== null)
+          if (!entry.isFile() || photoType(lossy) !== null)
             failures.push({
               path: join(dir, lossy),
               reason: 'its name is not valid UTF-8, so it cannot be opened by name; rename it to index it',
@@ -77,7 +77,7 @@ export async function walk(root: string): Promise<WalkResult> {
           return;
         }
         const path = join(dir, name);
-        const isPhotoName = typeFromName(name) !== null;
+        const isPhotoName = photoType(name) !== null;
         if (entry.isFile() && !isPhotoName) return;
         if (!entry.isFile() && !entry.isDirectory() && !entry.isSymbolicLink()) return;
         let s: Awaited<ReturnType<typeof stat>>;
