@@ -378,18 +378,28 @@ export class Catalog {
   }
 
   /** Indexed photos of these roots without a vector of this model set. */
-  missingVectors(
+  missingVectors(rootIds: readonly number[], model: string): PendingPhoto[] {
+    return this.missingFrom('embeddings', rootIds, model);
+  }
+
+  /** Indexed photos of these roots with no classes of this model set yet (indexed before classes were kept). */
+  missingClasses(rootIds: readonly number[], model: string): PendingPhoto[] {
+    return this.missingFrom('classes', rootIds, model);
+  }
+
+  private missingFrom(
+    table: 'embeddings' | 'classes',
     rootIds: readonly number[],
     model: string,
-  ): Array<{ id: number; path: string; hash: string | null }> {
+  ): PendingPhoto[] {
     if (rootIds.length === 0) return [];
     return this.db
       .prepare(
         `SELECT id, path, hash FROM images WHERE status = 'indexed'
          AND root_id IN (${rootIds.map(() => '?').join(',')})
-         AND NOT EXISTS (SELECT 1 FROM embeddings e WHERE e.image_id = images.id AND e.model = ?) ORDER BY id`,
+         AND NOT EXISTS (SELECT 1 FROM ${table} t WHERE t.image_id = images.id AND t.model = ?) ORDER BY id`,
       )
-      .all(...rootIds, model) as Array<{ id: number; path: string; hash: string | null }>;
+      .all(...rootIds, model) as PendingPhoto[];
   }
 
   setFailed(
@@ -474,21 +484,6 @@ export class Catalog {
       yield* rows;
       after = (rows.at(-1) as { id: number }).id;
     }
-  }
-
-  /** Indexed photos of these roots with no classes of this model set yet (indexed before classes were kept). */
-  missingClasses(
-    rootIds: readonly number[],
-    model: string,
-  ): Array<{ id: number; path: string; hash: string | null }> {
-    if (rootIds.length === 0) return [];
-    return this.db
-      .prepare(
-        `SELECT id, path, hash FROM images WHERE status = 'indexed'
-         AND root_id IN (${rootIds.map(() => '?').join(',')})
-         AND NOT EXISTS (SELECT 1 FROM classes c WHERE c.image_id = images.id AND c.model = ?) ORDER BY id`,
-      )
-      .all(...rootIds, model) as Array<{ id: number; path: string; hash: string | null }>;
   }
 
   lastVectorSeq(): number {
@@ -737,6 +732,9 @@ function toRecord(row: ImageRow): ImageRecord {
     error: row.error,
   };
 }
+
+/** An indexed photo a model set still lacks a row for. */
+type PendingPhoto = { id: number; path: string; hash: string | null };
 
 const CJK = /[\p{Script=Han}\p{Script=Hiragana}\p{Script=Katakana}\p{Script=Hangul}\u30fc\u3005]/gu;
 
