@@ -120,6 +120,33 @@ export async function verifiedCnn(
   return manifest;
 }
 
+/** Writes a converted graph and its manifest, the fields that describe the graph taken from `converted`. */
+async function writeCnn(
+  path: string,
+  manifestPath: string,
+  converted: ConvertedCnn,
+  origin: Pick<
+    CnnManifest,
+    'mode' | 'converterVersion' | 'source' | 'backbone' | 'imagenetOffset' | 'preprocessing'
+  >,
+): Promise<CnnManifest> {
+  const { onnx, fneDim, oneLayer, inputSize, classes, layers } = converted;
+  const sha256 = createHash('sha256').update(onnx).digest('hex');
+  const file = path.slice(cnnDir.length + 1);
+  const manifest = {
+    ...origin,
+    onnx: { file, sha256, bytes: onnx.length },
+    fneDim,
+    oneLayer,
+    inputSize,
+    classes,
+    layers,
+  };
+  await writeAtomically(path, onnx);
+  await writeAtomically(manifestPath, `${JSON.stringify(manifest, null, 1)}\n`);
+  return manifest;
+}
+
 async function writeAtomically(file: string, data: Uint8Array | string): Promise<void> {
   const temp = `${file}.${process.pid}.tmp`;
   await writeFile(temp, data);
@@ -160,23 +187,11 @@ export async function prepareCnn(
       file: UPSTREAM_FILES.model.name,
       producerVersion: String(CONVERTER_VERSION),
     });
-    const manifest: CnnManifest = {
+    const manifest = await writeCnn(cnnModelPath(mode), cnnManifestPath(mode), converted, {
       mode,
       converterVersion: CONVERTER_VERSION,
       source: { file: UPSTREAM_FILES.model.name, sha256: UPSTREAM_FILES.model.sha256 },
-      onnx: {
-        file: cnnModelPath(mode).slice(cnnDir.length + 1),
-        sha256: createHash('sha256').update(converted.onnx).digest('hex'),
-        bytes: converted.onnx.length,
-      },
-      fneDim: converted.fneDim,
-      oneLayer: converted.oneLayer,
-      inputSize: converted.inputSize,
-      classes: converted.classes,
-      layers: converted.layers,
-    };
-    await writeAtomically(cnnModelPath(mode), converted.onnx);
-    await writeAtomically(cnnManifestPath(mode), `${JSON.stringify(manifest, null, 1)}\n`);
+    });
     log(
       `cnn: built ${cnnModelPath(mode)} (${mode}, ${converted.layers.length} layers, FNE ${converted.fneDim}-d)`,
     );
@@ -206,31 +221,16 @@ export async function prepareResnet50(
   const started = performance.now();
   const dir = await obtainUpstreamPackage(RESNET50_PACKAGE, options);
   const converted = convertResnet50(await readTfjsLayersModel(dir));
-  const manifest: CnnManifest = {
+  await mkdir(cnnDir, { recursive: true });
+  const manifest = await writeCnn(path, cnnManifestPath('float', cnnDir, 'resnet50'), converted, {
     backbone: 'resnet50',
     mode: 'float',
     converterVersion: KERAS_CONVERTER_VERSION,
     source: { file: RESNET50_SOURCE, sha256: RESNET50_PACKAGE.tarball.sha256 },
-    onnx: {
-      file: path.slice(cnnDir.length + 1),
-      sha256: createHash('sha256').update(converted.onnx).digest('hex'),
-      bytes: converted.onnx.length,
-    },
-    fneDim: converted.fneDim,
-    oneLayer: converted.oneLayer,
-    inputSize: converted.inputSize,
-    classes: converted.classes,
     imagenetOffset: 0,
     preprocessing:
       'caffe: uint8 RGB -> float BGR minus the ImageNet mean [103.939, 116.779, 123.68], no scaling',
-    layers: converted.layers,
-  };
-  await mkdir(cnnDir, { recursive: true });
-  await writeAtomically(path, converted.onnx);
-  await writeAtomically(
-    cnnManifestPath('float', cnnDir, 'resnet50'),
-    `${JSON.stringify(manifest, null, 1)}\n`,
-  );
+  });
   log(
     `cnn: built ${path} (float, ${converted.layers.length} layers, FNE ${converted.fneDim}-d) in ${((performance.now() - started) / 1000).toFixed(1)} s`,
   );

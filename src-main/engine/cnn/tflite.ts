@@ -80,30 +80,16 @@ class Table {
     return this.bb.__offset(this.pos, 4 + 2 * slot);
   }
 
-  int(slot: number, fallback = 0): number {
+  /** A scalar field, or `fallback` (the schema's default) where the buffer leaves it out. */
+  private scalar(slot: number, fallback: number, read: (at: number) => number): number {
     const o = this.field(slot);
-    return o ? this.bb.readInt32(this.pos + o) : fallback;
+    return o ? read(this.pos + o) : fallback;
   }
 
-  uint(slot: number, fallback = 0): number {
-    const o = this.field(slot);
-    return o ? this.bb.readUint32(this.pos + o) : fallback;
-  }
-
-  byte(slot: number, fallback = 0): number {
-    const o = this.field(slot);
-    return o ? this.bb.readInt8(this.pos + o) : fallback;
-  }
-
-  ubyte(slot: number, fallback = 0): number {
-    const o = this.field(slot);
-    return o ? this.bb.readUint8(this.pos + o) : fallback;
-  }
-
-  float(slot: number, fallback = 0): number {
-    const o = this.field(slot);
-    return o ? this.bb.readFloat32(this.pos + o) : fallback;
-  }
+  int = (slot: number, fallback = 0) => this.scalar(slot, fallback, (at) => this.bb.readInt32(at));
+  uint = (slot: number, fallback = 0) => this.scalar(slot, fallback, (at) => this.bb.readUint32(at));
+  byte = (slot: number, fallback = 0) => this.scalar(slot, fallback, (at) => this.bb.readInt8(at));
+  float = (slot: number, fallback = 0) => this.scalar(slot, fallback, (at) => this.bb.readFloat32(at));
 
   string(slot: number): string {
     const o = this.field(slot);

@@ -88,12 +88,18 @@ export async function rankRetrieval(
   const nCaptions = captions.length / dim;
   const scorer = await Scorer.open(images, nImages, dim, options.threads);
   try {
+    /** Each pass scores the captions block by block, the same scores both times (see Scorer). */
+    const eachBlock = async (visit: (c0: number, m: number, scores: Float32Array) => void) => {
+      for (let c0 = 0; c0 < nCaptions; c0 += blockSize) {
+        const m = Math.min(blockSize, nCaptions - c0);
+        const scores = await scorer.scores(captions.subarray(c0 * dim, (c0 + m) * dim), m);
+        options.adjust?.(c0, m, scores);
+        visit(c0, m, scores);
+      }
+    };
     const t2i = new Int32Array(nCaptions);
     const imageBest = new Float32Array(nImages).fill(Number.NEGATIVE_INFINITY);
-    for (let c0 = 0; c0 < nCaptions; c0 += blockSize) {
-      const m = Math.min(blockSize, nCaptions - c0);
-      const scores = await scorer.scores(captions.subarray(c0 * dim, (c0 + m) * dim), m);
-      options.adjust?.(c0, m, scores);
+    await eachBlock((c0, m, scores) => {
       for (let r = 0; r < m; r++) {
         const own = captionImage[c0 + r] as number;
         const base = r * nImages;
@@ -104,12 +110,9 @@ export async function rankRetrieval(
         // The loop counted the ground truth itself (gt >= gt).
         t2i[c0 + r] = above;
       }
-    }
+    });
     const aboveImage = new Int32Array(nImages);
-    for (let c0 = 0; c0 < nCaptions; c0 += blockSize) {
-      const m = Math.min(blockSize, nCaptions - c0);
-      const scores = await scorer.scores(captions.subarray(c0 * dim, (c0 + m) * dim), m);
-      options.adjust?.(c0, m, scores);
+    await eachBlock((c0, m, scores) => {
       for (let r = 0; r < m; r++) {
         const own = captionImage[c0 + r] as number;
         const base = r * nImages;
@@ -117,7 +120,7 @@ export async function rankRetrieval(
           if (i !== own && (scores[base + i] as number) >= (imageBest[i] as number))
             aboveImage[i] = (aboveImage[i] as number) + 1;
       }
-    }
+    });
     const i2t = new Int32Array(nImages);
     for (let i = 0; i < nImages; i++) i2t[i] = 1 + (aboveImage[i] as number);
     return { i2t, t2i };

@@ -12,7 +12,7 @@ import {
   type LoadDatasetOptions,
   loadEvalDataset,
 } from './datasets.ts';
-import { evaluateRetrieval, type RankMetrics } from './protocol.ts';
+import { evaluateRetrieval, type RankMetrics, type RetrievalMetrics } from './protocol.ts';
 import { defaultSearchSetup, evaluateSearch, type SearchSetup } from './search.ts';
 import { type FeatureOptions, type ImageFailure, imageFeatures, readFeatures, readProbs } from './vectors.ts';
 
@@ -71,6 +71,20 @@ export interface ModelFigures {
   i2t: DirectionFigures;
   t2i: DirectionFigures;
   rsum: number;
+}
+
+function figures(name: string, dir: string, model: JointModel, result: RetrievalMetrics): ModelFigures {
+  const strip = ({ queries: _q, ...rest }: RankMetrics): DirectionFigures => rest;
+  const { features } = model.manifest;
+  return {
+    model: name,
+    dir,
+    features,
+    dim: model.dim,
+    i2t: strip(result.i2t),
+    t2i: strip(result.t2i),
+    rsum: result.rsum,
+  };
 }
 
 export interface RetrievalFailure {
@@ -329,16 +343,7 @@ export async function runEval(datasetPath: string, options: RunEvalOptions = {})
       if (key === 'fne') fneVectors = { images, captions, model, dir };
       const result = await evaluateRetrieval({ images, captions, captionImage, dim: model.dim });
       const s3 = performance.now();
-      const strip = ({ queries: _q, ...rest }: RankMetrics): DirectionFigures => rest;
-      results[key] = {
-        model: model.name,
-        dir,
-        features: model.manifest.features,
-        dim: model.dim,
-        i2t: strip(result.i2t),
-        t2i: strip(result.t2i),
-        rsum: result.rsum,
-      };
+      results[key] = figures(model.name, dir, model, result);
 
       const t2i = result.ranks.t2i;
       const s4 = performance.now();
@@ -417,16 +422,7 @@ export async function runEval(datasetPath: string, options: RunEvalOptions = {})
           setup,
           model.text,
         );
-        const strip = ({ queries: _q, ...rest }: RankMetrics): DirectionFigures => rest;
-        results.search = {
-          model: 'search',
-          dir,
-          features: model.manifest.features,
-          dim: model.dim,
-          i2t: strip(result.i2t),
-          t2i: strip(result.t2i),
-          rsum: result.rsum,
-        };
+        results.search = figures('search', dir, model, result);
         const correct = result.ranks.t2i.reduce((n, r) => n + (r === 1 ? 1 : 0), 0);
         const ranking = (performance.now() - s0) / 1000;
         details.search = {
