@@ -2,7 +2,7 @@
 # The run matrix behind docs/RESULTS.md: two streams of one thread each (on 2 cores this beats one stream
 # of two threads). Every run resumes from its last checkpoint and a finished run is skipped, so rerunning
 # this after an interruption continues where it stopped.
-#   training/run_matrix.sh [a|b|all|r50-fne|r50-one-layer] [runs dir]
+#   training/run_matrix.sh [a|b|all|r50-fne|r50-one-layer|drop7-fne|drop7-one-layer] [runs dir]
 # Within a pair (FNE vs one-layer) everything but --features is identical: the paper's comparison.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,6 +35,9 @@ stream_r50_one_layer() {
   DATA=$data_r50 run r50-one-layer-sh-drop one-layer sh 20 --feature-dropout 0.5
   DATA=$data_r50 run r50-one-layer-sh-drop7 one-layer sh 20 --feature-dropout 0.7
 }
+# Issue 17's generalization pair: the shipped recipe with a stronger dropout (0.7), both embeddings alike.
+stream_drop7_fne() { DATA=.cache/data/flickr8k-v2 run fne-sh-drop7 fne sh 20 --feature-dropout 0.7; }
+stream_drop7_one_layer() { DATA=.cache/data/flickr8k-v2 run one-layer-sh-drop7 one-layer sh 20 --feature-dropout 0.7; }
 stream_b() {
   run one-layer-sh one-layer sh 20
   run one-layer-sh-drop one-layer sh 20 --feature-dropout 0.5
@@ -48,10 +51,12 @@ case "$stream" in
   b) stream_b ;;
   r50-fne) stream_r50_fne ;;
   r50-one-layer) stream_r50_one_layer ;;
+  drop7-fne) stream_drop7_fne ;;
+  drop7-one-layer) stream_drop7_one_layer ;;
   all)
     stream_a &
     stream_b &
     wait
     ;;
-  *) echo "usage: training/run_matrix.sh [a|b|all|r50-fne|r50-one-layer] [runs dir]" >&2; exit 2 ;;
+  *) echo "usage: training/run_matrix.sh [a|b|all|r50-fne|r50-one-layer|drop7-fne|drop7-one-layer] [runs dir]" >&2; exit 2 ;;
 esac
