@@ -55,22 +55,6 @@ interface ImageRow {
   error: string | null;
 }
 
-interface CaptionRow {
-  id: number;
-  text: string;
-  score: number | null;
-  source: 'auto' | 'user';
-  status: ReviewStatus;
-}
-
-interface TagRow {
-  id: number;
-  text: string;
-  confidence: number | null;
-  source: 'auto' | 'user';
-  status: ReviewStatus;
-}
-
 /** The catalog is from a newer Sagasu, or is not a Sagasu catalog at all. */
 export class CatalogError extends fileErrorClass('catalog-invalid') {}
 
@@ -573,14 +557,10 @@ export class Catalog {
   // ---- captions and tags
 
   descriptions(imageId: number): { captions: Caption[]; tags: Tag[] } {
-    const captions = this.stmt(
-      `SELECT id, text, score, source, status FROM captions WHERE image_id = ?
-       ORDER BY ${REVIEW_ORDER}, source = 'user' DESC, score DESC, id`,
-    ).all(imageId) as CaptionRow[];
-    const tags = this.stmt(
-      `SELECT id, text, confidence, source, status FROM tags WHERE image_id = ?
-       ORDER BY ${REVIEW_ORDER}, source = 'user' DESC, confidence DESC, id`,
-    ).all(imageId) as TagRow[];
+    const order = (table: Described) =>
+      `image_id = ? ORDER BY ${REVIEW_ORDER}, source = 'user' DESC, ${WEIGHT[table]} DESC, id`;
+    const captions = this.described('captions', order('captions')).all(imageId) as Caption[];
+    const tags = this.described('tags', order('tags')).all(imageId) as Tag[];
     return { captions, tags };
   }
 
@@ -591,32 +571,27 @@ export class Catalog {
   ): void {
     this.requireImage(imageId);
     this.transaction(() => {
-      this.stmt(`DELETE FROM captions WHERE image_id = ? AND source = 'auto' AND status = 'proposed'`).run(
-        imageId,
-      );
-      this.stmt(`DELETE FROM tags WHERE image_id = ? AND source = 'auto' AND status = 'proposed'`).run(
-        imageId,
-      );
       // A text the person already reviewed keeps its review; only its score is refreshed.
-      for (const c of captions) {
+      const propose = (table: Described, text: string, weight: number) => {
+        const w = WEIGHT[table];
         this.stmt(
-          `INSERT INTO captions(image_id, text, score, source, status) VALUES (?, ?, ?, 'auto', 'proposed')
-           ON CONFLICT(image_id, text) DO UPDATE SET score = CASE WHEN source = 'auto' THEN excluded.score ELSE score END`,
-        ).run(imageId, c.text, c.score);
-      }
-      for (const t of tags) {
-        this.stmt(
-          `INSERT INTO tags(image_id, text, confidence, source, status) VALUES (?, ?, ?, 'auto', 'proposed')
-           ON CONFLICT(image_id, text) DO UPDATE SET confidence = CASE WHEN source = 'auto' THEN excluded.confidence ELSE confidence END`,
-        ).run(imageId, t.text, t.confidence);
-      }
+          `INSERT INTO ${table}(image_id, text, ${w}, source, status) VALUES (?, ?, ?, 'auto', 'proposed')
+           ON CONFLICT(image_id, text) DO UPDATE SET ${w} = CASE WHEN source = 'auto' THEN excluded.${w} ELSE ${w} END`,
+        ).run(imageId, text, weight);
+      };
+      for (const table of ['captions', 'tags'] as const)
+        this.stmt(`DELETE FROM ${table} WHERE image_id = ? AND source = 'auto' AND status = 'proposed'`).run(
+          imageId,
+        );
+      for (const c of captions) propose('captions', c.text, c.score);
+      for (const t of tags) propose('tags', t.text, t.confidence);
       this.refreshKeywords(imageId);
     });
   }
 
   reviewCaption(imageId: number, captionId: number, status: ReviewStatus): Caption {
     return this.transaction(() => {
-      const row = this.captionRow(imageId, captionId);
+      const row = this.describedRow('captions', imageId, captionId) as Caption;
       // One accepted caption per photo (it is what lands in XMP dc:description).
       if (status === 'accepted') this.demoteAcceptedCaptions(imageId);
       this.stmt('UPDATE captions SET status = ? WHERE id = ?').run(status, row.id);
@@ -625,27 +600,16 @@ export class Catalog {
   }
 
   addCaption(imageId: number, text: string): Caption {
-    this.requireImage(imageId);
-    const clean = text.trim();
-    if (!clean) throw new ArgumentError('text', 'a caption needs some text');
+    const clean = this.cleanText(imageId, text, 'a caption');
     return this.transaction(() => {
       this.demoteAcceptedCaptions(imageId);
-      this.stmt(
-        `INSERT INTO captions(image_id, text, score, source, status) VALUES (?, ?, NULL, 'user', 'accepted')
-         ON CONFLICT(image_id, text) DO UPDATE SET source = 'user', score = NULL, status = 'accepted'`,
-      ).run(imageId, clean);
-      return this.stmt(
-        'SELECT id, text, score, source, status FROM captions WHERE image_id = ? AND text = ?',
-      ).get(imageId, clean) as CaptionRow;
+      return this.addUserText('captions', imageId, clean) as Caption;
     });
   }
 
   reviewTag(imageId: number, tagId: number, status: ReviewStatus): Tag {
     return this.transaction(() => {
-      const row = this.stmt(
-        'SELECT id, text, confidence, source, status FROM tags WHERE id = ? AND image_id = ?',
-      ).get(tagId, imageId) as TagRow | undefined;
-      if (!row) throw new ArgumentError('tagId', `tag ${tagId} does not belong to image ${imageId}`);
+      const row = this.describedRow('tags', imageId, tagId) as Tag;
       this.stmt('UPDATE tags SET status = ? WHERE id = ?').run(status, tagId);
       this.refreshKeywords(imageId);
       return { ...row, status };
@@ -653,28 +617,44 @@ export class Catalog {
   }
 
   addTag(imageId: number, text: string): Tag {
-    this.requireImage(imageId);
-    const clean = text.trim();
-    if (!clean) throw new ArgumentError('text', 'a tag needs some text');
+    const clean = this.cleanText(imageId, text, 'a tag');
     return this.transaction(() => {
-      this.stmt(
-        `INSERT INTO tags(image_id, text, confidence, source, status) VALUES (?, ?, NULL, 'user', 'accepted')
-         ON CONFLICT(image_id, text) DO UPDATE SET source = 'user', confidence = NULL, status = 'accepted'`,
-      ).run(imageId, clean);
+      const tag = this.addUserText('tags', imageId, clean) as Tag;
       this.refreshKeywords(imageId);
-      return this.stmt(
-        'SELECT id, text, confidence, source, status FROM tags WHERE image_id = ? AND text = ?',
-      ).get(imageId, clean) as TagRow;
+      return tag;
     });
   }
 
-  private captionRow(imageId: number, captionId: number): CaptionRow {
-    const row = this.stmt(
-      'SELECT id, text, score, source, status FROM captions WHERE id = ? AND image_id = ?',
-    ).get(captionId, imageId) as CaptionRow | undefined;
-    if (!row)
-      throw new ArgumentError('captionId', `caption ${captionId} does not belong to image ${imageId}`);
+  /** Captions and tags share their columns but for the weight's name (WEIGHT). */
+  private described(table: Described, where: string): Database.Statement {
+    return this.stmt(`SELECT id, text, ${WEIGHT[table]}, source, status FROM ${table} WHERE ${where}`);
+  }
+
+  private describedRow(table: Described, imageId: number, id: number): Caption | Tag {
+    const row = this.described(table, 'id = ? AND image_id = ?').get(id, imageId) as
+      | Caption
+      | Tag
+      | undefined;
+    const noun = table === 'captions' ? 'caption' : 'tag';
+    if (!row) throw new ArgumentError(`${noun}Id`, `${noun} ${id} does not belong to image ${imageId}`);
     return row;
+  }
+
+  private cleanText(imageId: number, text: string, what: string): string {
+    this.requireImage(imageId);
+    const clean = text.trim();
+    if (!clean) throw new ArgumentError('text', `${what} needs some text`);
+    return clean;
+  }
+
+  /** The person's own text: accepted, taking over an automatic one of the same text. */
+  private addUserText(table: Described, imageId: number, text: string): Caption | Tag {
+    const w = WEIGHT[table];
+    this.stmt(
+      `INSERT INTO ${table}(image_id, text, ${w}, source, status) VALUES (?, ?, NULL, 'user', 'accepted')
+       ON CONFLICT(image_id, text) DO UPDATE SET source = 'user', ${w} = NULL, status = 'accepted'`,
+    ).run(imageId, text);
+    return this.described(table, 'image_id = ? AND text = ?').get(imageId, text) as Caption | Tag;
   }
 
   private demoteAcceptedCaptions(imageId: number): void {
@@ -714,6 +694,10 @@ export class Catalog {
 
 /** Accepted first, rejected last: the order a review list shows. */
 const REVIEW_ORDER = `CASE status WHEN 'accepted' THEN 0 WHEN 'proposed' THEN 1 ELSE 2 END`;
+
+/** The column that weighs an automatic caption (its similarity) or tag (its confidence); null for the person's. */
+const WEIGHT = { captions: 'score', tags: 'confidence' } as const;
+type Described = keyof typeof WEIGHT;
 
 const IMAGE_COLUMNS = 'id, root_id, path, bytes, width, height, taken_at, camera, type, status, error';
 
