@@ -17,7 +17,13 @@ import {
 
 export { JA_CAPTIONS_FILE, type JapaneseCaption };
 
-import { DEFAULT_MIN_COUNT, defaultPreparedDir, encodeCaptions, PREPARED_FORMAT } from './prepare.ts';
+import {
+  CAPTION_FILES,
+  DEFAULT_MIN_COUNT,
+  defaultPreparedDir,
+  encodeCaptions,
+  PREPARED_FORMAT,
+} from './prepare.ts';
 
 /**
  * A captions-only data set: the Japanese captions as token ids, pointing at an English prepared folder
@@ -27,14 +33,7 @@ import { DEFAULT_MIN_COUNT, defaultPreparedDir, encodeCaptions, PREPARED_FORMAT 
 const PREPARED_JA_FORMAT = 'sagasu-flickr8k-captions/1';
 export const defaultPreparedJaDir = join(cacheDir, 'data', 'flickr8k-ja');
 
-const PREPARED_JA_FILES = [
-  'vocab.txt',
-  'captions.tsv',
-  'tokens.i32',
-  'offsets.i32',
-  'caption_image.i32',
-] as const;
-type PreparedJaFile = (typeof PREPARED_JA_FILES)[number];
+type PreparedJaFile = (typeof CAPTION_FILES)[number];
 
 /**
  * Sentences written for this project (not taken from the data set, whose texts may not ship), tokenized
@@ -187,7 +186,7 @@ export async function prepareFlickr8kJapanese(options: PrepareJaOptions = {}): P
   await mkdir(out, { recursive: true });
   await rm(join(out, 'meta.json'), { force: true });
   const files = {} as PreparedJaMeta['files'];
-  for (const name of PREPARED_JA_FILES) {
+  for (const name of CAPTION_FILES) {
     const bytes = contents[name];
     await writeFile(join(out, `${name}.tmp`), bytes);
     await rename(join(out, `${name}.tmp`), join(out, name));

@@ -24,17 +24,22 @@ export const PREPARED_FORMAT = 'sagasu-flickr8k/1';
 export const DEFAULT_MIN_COUNT = 4;
 export const defaultPreparedDir = join(cacheDir, 'data', 'flickr8k');
 
+/** The captions' files: the last of a prepared data set's, and all of a captions-only one's (prepare-ja.ts). */
+export const CAPTION_FILES = [
+  'vocab.txt',
+  'captions.tsv',
+  'tokens.i32',
+  'offsets.i32',
+  'caption_image.i32',
+] as const;
+
 /** The files of a prepared data set, in the order meta.json lists them. */
 export const PREPARED_FILES = [
   'images.tsv',
   'fne.i8',
   'one_layer.f32',
   'layers.json',
-  'vocab.txt',
-  'captions.tsv',
-  'tokens.i32',
-  'offsets.i32',
-  'caption_image.i32',
+  ...CAPTION_FILES,
 ] as const;
 type PreparedFile = (typeof PREPARED_FILES)[number];
 
