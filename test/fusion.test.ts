@@ -82,7 +82,22 @@ describe('fusion arithmetic', () => {
     const table = new ClassTable(2, 1);
     table.set(7, { classes: Uint16Array.from([1, 2]), probs: Float32Array.from([0.5, 0.25]) });
     table.set(9, { classes: Uint16Array.from([3]), probs: Float32Array.from([0.9]) });
-    table.set(7, { classes: Uint16Array.from([4]), probs: Float32Array.from([0.8]) });
+    const byClass = (c: number) => {
+      const { start, rows, probs } = table.view().byClass();
+      const from = start[c] as number;
+      const to = start[c + 1] as number;
+      return [...rows.subarray(from, to)].map((row, i) => [row, probs[from + i]]);
+    };
+    expect(byClass(2)).toEqual([[0, 0.25]]);
+    const dogOrCat = { matches: [{ term: 'x', classes: [3, 4], weight: 1 }] };
+    table.set(7, { classes: Uint16Array.from([4]), probs: Float32Array.from([0.5]) });
+    // The grouping by class follows every change: the replaced row's old classes are gone.
+    expect(byClass(2)).toEqual([]);
+    expect(byClass(4)).toEqual([[0, 0.5]]);
+    expect([...(conceptScores(dogOrCat, table.view()) as Float32Array)]).toEqual([
+      Math.fround(Math.log(0.5)),
+      Math.fround(Math.log(Math.fround(0.9))),
+    ]);
     table.delete(7);
     const rows = table.view();
     expect(rows.size).toBe(1);
@@ -90,6 +105,8 @@ describe('fusion arithmetic', () => {
     expect(table.row(9)).toBe(0);
     expect(table.row(7)).toBeUndefined();
     expect(rows.classes[0]).toBe(3);
+    expect(byClass(3)).toEqual([[0, Math.fround(0.9)]]);
+    expect(byClass(4)).toEqual([]);
   });
 });
 

@@ -62,8 +62,8 @@ export function decodeTopClasses(bytes: Uint8Array): TopClasses {
 }
 
 /**
- * Every photo's top classes in three flat arrays, so one query's concept score over 100k photos is one pass
- * over 2M entries (no object per photo).
+ * Every photo's top classes in three flat arrays (no object per photo), and the same entries grouped by
+ * class for scoring.
  */
 export class ClassTable {
   private ids: Int32Array;
@@ -71,6 +71,7 @@ export class ClassTable {
   private probs: Float32Array;
   private rowOf = new Map<number, number>();
   private count = 0;
+  private postings: ClassPostings | null = null;
 
   constructor(
     readonly k = TOP_CLASSES,
@@ -96,6 +97,7 @@ export class ClassTable {
 
   /** Adds or replaces a photo's classes (fewer than k: the rest stay empty). */
   set(id: number, top: TopClasses): void {
+    this.postings = null;
     let row = this.rowOf.get(id);
     if (row === undefined) {
       if (this.count === this.ids.length) this.grow();
@@ -113,6 +115,7 @@ export class ClassTable {
   delete(id: number): void {
     const row = this.rowOf.get(id);
     if (row === undefined) return;
+    this.postings = null;
     const last = --this.count;
     if (row !== last) {
       const moved = this.ids[last] as number;
@@ -137,8 +140,61 @@ export class ClassTable {
     this.probs = probs;
   }
 
-  /** Row access for scoring: ids[row], and the row's k classes/probs at row * k. */
-  view(): { ids: Int32Array; classes: Uint16Array; probs: Float32Array; size: number; k: number } {
-    return { ids: this.ids, classes: this.classes, probs: this.probs, size: this.count, k: this.k };
+  /** Row access for scoring: ids[row], and the row's k classes/probs at row * k; byClass() the same by class. */
+  view(): ClassRows {
+    return {
+      ids: this.ids,
+      classes: this.classes,
+      probs: this.probs,
+      size: this.count,
+      k: this.k,
+      byClass: () => {
+        this.postings ??= postingsOf(this.classes, this.probs, this.count * this.k, this.k);
+        return this.postings;
+      },
+    };
   }
+}
+
+/** The stored entries grouped by class: class c's rows and probabilities at start[c] .. start[c + 1]. */
+interface ClassPostings {
+  start: Int32Array;
+  rows: Int32Array;
+  probs: Float32Array;
+}
+
+export interface ClassRows {
+  ids: Int32Array;
+  classes: Uint16Array;
+  probs: Float32Array;
+  size: number;
+  k: number;
+  /**
+   * Built on first use after a change and kept: a query then reads only the entries of the classes it
+   * names (a quarter of them for "dog"), not all 2M of 100k photos.
+   */
+  byClass(): ClassPostings;
+}
+
+function postingsOf(classes: Uint16Array, probs: Float32Array, entries: number, k: number): ClassPostings {
+  // Entries of probability 0 (a row with fewer than k classes) add nothing and are left out.
+  const start = new Int32Array(IMAGENET_CLASSES + 1);
+  for (let e = 0; e < entries; e++) {
+    if (probs[e] === 0) continue;
+    const c = (classes[e] as number) + 1;
+    start[c] = (start[c] as number) + 1;
+  }
+  for (let c = 0; c < IMAGENET_CLASSES; c++) start[c + 1] = (start[c + 1] as number) + (start[c] as number);
+  const next = start.slice(0, IMAGENET_CLASSES);
+  const rows = new Int32Array(start[IMAGENET_CLASSES] as number);
+  const byClassProbs = new Float32Array(rows.length);
+  for (let e = 0; e < entries; e++) {
+    if (probs[e] === 0) continue;
+    const c = classes[e] as number;
+    const at = next[c] as number;
+    next[c] = at + 1;
+    rows[at] = Math.floor(e / k);
+    byClassProbs[at] = probs[e] as number;
+  }
+  return { start, rows, probs: byClassProbs };
 }
