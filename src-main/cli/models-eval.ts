@@ -154,11 +154,8 @@ function table(reports: ModelReport[]): string {
     cells(r.model, r.features, r.dim, r),
     ...(r.search ? [cells('search', `${r.features}+concepts`, r.dim, r.search)] : []),
   ]);
-  const widths = header.map((h, k) => Math.max(h.length, ...rows.map((row) => (row[k] as string).length)));
   // Names and kinds read left to right; numbers line up on the right.
-  const line = (cells: string[]) =>
-    cells.map((c, k) => (k < 2 ? c.padEnd(widths[k] as number) : c.padStart(widths[k] as number))).join('  ');
-  return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
+  return textTable(header, rows, 2);
 }
 
 const program = new Command('npm run eval')
