@@ -1,7 +1,7 @@
-import { createHash } from 'node:crypto';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ModelError } from '../errors.ts';
+import { sha256Hex } from '../files.ts';
 import { modelsDir } from '../paths.ts';
 import { type CnnMode, type ConvertedCnn, convertTfliteToOnnx, type LayerInfo } from './converter.ts';
 import { convertKerasToOnnx } from './keras-converter.ts';
@@ -131,7 +131,7 @@ async function writeCnn(
   >,
 ): Promise<CnnManifest> {
   const { onnx, fneDim, oneLayer, inputSize, classes, layers } = converted;
-  const sha256 = createHash('sha256').update(onnx).digest('hex');
+  const sha256 = sha256Hex(onnx);
   const file = path.slice(cnnDir.length + 1);
   const manifest = {
     ...origin,

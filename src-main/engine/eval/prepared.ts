@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { open, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { sha256File } from '../cnn/index.ts';
@@ -10,6 +9,7 @@ import {
   type PreparedProbsMeta,
 } from '../datasets/prepare.ts';
 import { SagasuError } from '../errors.ts';
+import { sha256Hex } from '../files.ts';
 import type { LayerColumns } from '../joint/index.ts';
 import type { CaptionedImages } from './evaluate.ts';
 
@@ -156,7 +156,7 @@ export async function loadPreparedSplit(
     storedTokens,
     vocabSha256: meta.files['vocab.txt']?.sha256 ?? '',
     layers,
-    metaSha256: createHash('sha256').update(metaText).digest('hex'),
+    metaSha256: sha256Hex(metaText),
   };
 }
 
