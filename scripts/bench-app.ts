@@ -14,20 +14,11 @@ import {
   pickTarget,
   startApp,
 } from '../test/browser/harness.ts';
-import { writeBenchSection } from './bench-doc.ts';
+import { benchLog, quantile, writeBenchSection } from './bench-doc.ts';
 
 const VIEWPORT = { width: 1280, height: 800 };
-const lines: string[] = [];
-const log = (line = '') => {
-  console.log(line);
-  lines.push(line);
-};
+const { lines, log } = benchLog();
 const ms = (x: number) => `${Math.round(x)} ms`;
-
-function quantile(values: number[], q: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? Number.NaN;
-}
 
 /** Resolves once the grid shows results for `query` and its first thumbnail has loaded. */
 async function firstResults(page: Page, query: string, timeout = 300_000): Promise<void> {

@@ -4,6 +4,22 @@ import { projectRoot } from '../src-main/engine/paths.ts';
 
 const doc = join(projectRoot, 'docs', 'BENCHMARKS.md');
 
+/** A benchmark's log: each line printed as it comes and kept for its section of docs/BENCHMARKS.md. */
+export function benchLog(): { lines: string[]; log: (line?: string) => void } {
+  const lines: string[] = [];
+  const log = (line = '') => {
+    console.log(line);
+    lines.push(line);
+  };
+  return { lines, log };
+}
+
+/** The q-quantile of the values (the nearest rank at or below), NaN for none. */
+export function quantile(values: readonly number[], q: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? Number.NaN;
+}
+
 /**
  * Replaces one benchmark's section of docs/BENCHMARKS.md, between its `<!-- bench:NAME:start/end -->` markers
  * (appended when absent). The file is read just before writing: every other section belongs to its own

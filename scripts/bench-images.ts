@@ -28,15 +28,11 @@ import { requireFlickr8kDir, splitImagePaths } from '../src-main/engine/datasets
 import { FneExtractor, loadStats, statsPaths } from '../src-main/engine/fne/index.ts';
 import { decodeForCnn } from '../src-main/engine/image/index.ts';
 import { cacheDir } from '../src-main/engine/paths.ts';
-import { writeBenchSection } from './bench-doc.ts';
+import { benchLog, writeBenchSection } from './bench-doc.ts';
 
 const BATCHES = [1, 4, 8, 16, 32];
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
-const lines: string[] = [];
-const log = (line: string) => {
-  console.log(line);
-  lines.push(line);
-};
+const { lines, log } = benchLog();
 const fmt = (ms: number, n: number) => ({ msPerImage: ms / n, perSecond: (1000 * n) / ms });
 const row = (cells: (string | number)[]) => `| ${cells.join(' | ')} |`;
 

@@ -22,18 +22,10 @@ import {
 } from '../src-main/engine/library/index.ts';
 import { sharedDir } from '../src-main/engine/paths.ts';
 import { bruteForceTopK, flickrJointVectors, unitVector } from '../test/helpers/library-vectors.ts';
-import { writeBenchSection } from './bench-doc.ts';
+import { benchLog, quantile, writeBenchSection } from './bench-doc.ts';
 
-const lines: string[] = [];
-const log = (line = '') => {
-  console.log(line);
-  lines.push(line);
-};
+const { lines, log } = benchLog();
 const row = (cells: Array<string | number>) => `| ${cells.join(' | ')} |`;
-const pct = (values: number[], p: number) => {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] as number;
-};
 const mb = (bytes: number) => `${(bytes / 2 ** 20).toFixed(0)} MiB`;
 
 const shared = sharedDir();
@@ -233,7 +225,7 @@ if (real) {
         `${ef}${ef === DEFAULT_HNSW.efSearch ? ' (default)' : ''}`,
         rs.toFixed(4),
         rp.toFixed(4),
-        pct(times, 50).toFixed(2),
+        quantile(times, 0.5).toFixed(2),
       ]),
     );
   }
@@ -299,15 +291,15 @@ for (const n of sizes) {
       times.push(performance.now() - t);
       if (truth) hits += r.filter((x) => truth[i]?.has(x.label)).length;
     }
-    if (n === 100_000 && ef === DEFAULT_HNSW.efSearch) p95AtDefault100k = pct(times, 95);
+    if (n === 100_000 && ef === DEFAULT_HNSW.efSearch) p95AtDefault100k = quantile(times, 0.95);
     log(
       row([
         n.toLocaleString('en-US'),
         `${build.toFixed(0)} s`,
         msPerInsert.toFixed(2),
         ef,
-        pct(times, 50).toFixed(2),
-        pct(times, 95).toFixed(2),
+        quantile(times, 0.5).toFixed(2),
+        quantile(times, 0.95).toFixed(2),
         truth ? (hits / (queries.length * 10)).toFixed(3) : 'n/a',
       ]),
     );

@@ -10,17 +10,11 @@ import { dirname, join } from 'node:path';
 import { readJapaneseCaptions } from '../src-main/engine/datasets/prepare-ja.ts';
 import { JointModel, jointModelsDir } from '../src-main/engine/joint/index.ts';
 import { JapaneseTokenizer, kuromojiDictDir } from '../src-main/engine/text/index.ts';
-import { writeBenchSection } from './bench-doc.ts';
+import { benchLog, quantile, writeBenchSection } from './bench-doc.ts';
 
 const LOADS = Number(process.env.BENCH_LOADS ?? 3);
 const QUERIES = Number(process.env.BENCH_QUERIES ?? 300);
-const lines: string[] = [];
-const log = (line: string) => {
-  console.log(line);
-  lines.push(line);
-};
-const quantile = (sorted: number[], q: number) =>
-  sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] as number;
+const { lines, log } = benchLog();
 const du = (path: string) =>
   Number(execFileSync('du', ['-sk', path], { encoding: 'utf8' }).split('\t')[0]) / 1024;
 

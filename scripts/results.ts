@@ -7,13 +7,13 @@
  * alone, listing every folder of models/joint.
  */
 import { execFile } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { CONVERTER_VERSION } from '../src-main/engine/cnn/build.ts';
 import { DEFAULT_CNN_MODE, UPSTREAM_FILES } from '../src-main/engine/cnn/index.ts';
+import { sha256Hex } from '../src-main/engine/files.ts';
 import { cacheDir, projectRoot } from '../src-main/engine/paths.ts';
 
 const run = promisify(execFile);
@@ -259,10 +259,7 @@ console.log('wrote docs/RESULTS.md');
 /** models/manifest.json: every committed artifact with its sha256, and how the CNN is built. */
 async function writeTopManifest(): Promise<void> {
   const models = join(projectRoot, 'models');
-  const sha = async (file: string) =>
-    createHash('sha256')
-      .update(await readFile(file))
-      .digest('hex');
+  const sha = async (file: string) => sha256Hex(await readFile(file));
   const stats = JSON.parse(await readFile(join(models, 'fne', 'stats.json'), 'utf8'));
   const joint: Record<string, unknown> = {};
   // The first three in the order they always had; a model set added since (another backbone) after them.

@@ -3,6 +3,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { CNN_BACKBONES, type CnnBackbone } from '../engine/cnn/index.ts';
 import { DEFAULT_MIN_COUNT, defaultPreparedDir, prepareFlickr8k } from '../engine/datasets/prepare.ts';
 import { defaultPreparedJaDir, prepareFlickr8kJapanese } from '../engine/datasets/prepare-ja.ts';
+import { backboneArg } from './backbone.ts';
 import { runCommand } from './run.ts';
 
 function positiveInteger(value: string): number {
@@ -34,11 +35,7 @@ const program = new Command('data:prepare')
   .option(
     '--backbone <name>',
     `the CNN (${CNN_BACKBONES.join(' or ')}); not the default: the output defaults to ${defaultPreparedDir}-<name>`,
-    (v: string) => {
-      if (!(CNN_BACKBONES as readonly string[]).includes(v))
-        throw new InvalidArgumentError(`expected ${CNN_BACKBONES.join(' or ')}`);
-      return v;
-    },
+    backboneArg,
     'mobilenet_v2',
   )
   .option(

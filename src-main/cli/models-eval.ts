@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -18,6 +17,7 @@ import {
   textTable,
 } from '../engine/eval/index.ts';
 import type { RetrievalMetrics } from '../engine/eval/protocol.ts';
+import { sha256Hex } from '../engine/files.ts';
 import { JointModel, jointModelsDir, listJointModels } from '../engine/joint/index.ts';
 import { VOCAB_FILE } from '../engine/modelfiles/index.ts';
 import { projectRoot } from '../engine/paths.ts';
@@ -51,7 +51,7 @@ interface ModelReport extends Omit<JointEvaluation, 'ranks' | 'rankedImages' | '
 /** Differences between the app's tokenization today and the token ids the model was trained on. */
 async function tokenDrift(model: JointModel, data: PreparedSplit): Promise<string | undefined> {
   const vocab = await readFile(join(model.dir, VOCAB_FILE));
-  if (createHash('sha256').update(vocab).digest('hex') !== data.vocabSha256) return undefined;
+  if (sha256Hex(vocab) !== data.vocabSha256) return undefined;
   let differ = 0;
   for (const [k, caption] of data.captions.entries()) {
     const now = model.text.vocabularyIds(caption.text);
@@ -154,11 +154,8 @@ function table(reports: ModelReport[]): string {
     cells(r.model, r.features, r.dim, r),
     ...(r.search ? [cells('search', `${r.features}+concepts`, r.dim, r.search)] : []),
   ]);
-  const widths = header.map((h, k) => Math.max(h.length, ...rows.map((row) => (row[k] as string).length)));
   // Names and kinds read left to right; numbers line up on the right.
-  const line = (cells: string[]) =>
-    cells.map((c, k) => (k < 2 ? c.padEnd(widths[k] as number) : c.padStart(widths[k] as number))).join('  ');
-  return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
+  return textTable(header, rows, 2);
 }
 
 const program = new Command('npm run eval')

@@ -1,28 +1,20 @@
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { SingleBar } from 'cli-progress';
-import { Command, InvalidArgumentError } from 'commander';
+import { Command } from 'commander';
 import { backboneMode, CNN_BACKBONES, type CnnBackbone, verifiedCnn } from '../engine/cnn/index.ts';
 import { splitImagePaths } from '../engine/datasets/flickr8k.ts';
 import { SagasuError } from '../engine/errors.ts';
 import { FneExtractor, StatsAccumulator, saveStats, statsPaths } from '../engine/fne/index.ts';
 import { cacheDir } from '../engine/paths.ts';
+import { backboneArg } from './backbone.ts';
 import { runCommand } from './run.ts';
 
 const CHECKPOINT_EVERY = 500;
 
 const program = new Command('stats:compute')
   .description('mean and std of every raw FNE feature over the Flickr8k train split')
-  .option(
-    '--backbone <name>',
-    `the CNN (${CNN_BACKBONES.join(' or ')})`,
-    (v: string) => {
-      if (!(CNN_BACKBONES as readonly string[]).includes(v))
-        throw new InvalidArgumentError(`expected ${CNN_BACKBONES.join(' or ')}`);
-      return v;
-    },
-    'mobilenet_v2',
-  )
+  .option('--backbone <name>', `the CNN (${CNN_BACKBONES.join(' or ')})`, backboneArg, 'mobilenet_v2')
   .showHelpAfterError();
 
 /**

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { mkdirSync, statSync } from 'node:fs';
 import { mkdir, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
@@ -115,4 +116,9 @@ export async function mapPool<T, R>(
 /** A typed array's bytes as a Buffer, not copied (the .f32/.i32 files are written straight from them). */
 export function bytesOf(view: ArrayBufferView): Buffer {
   return Buffer.from(view.buffer, view.byteOffset, view.byteLength);
+}
+
+/** The hex sha256 of bytes (a string: of its UTF-8), as every manifest and content key here writes it. */
+export function sha256Hex(data: Uint8Array | string): string {
+  return createHash('sha256').update(data).digest('hex');
 }

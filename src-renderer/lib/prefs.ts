@@ -27,7 +27,7 @@ export function storedTheme(): ThemeChoice {
   return v === 'light' || v === 'dark' ? v : 'auto';
 }
 
-/** 'auto' removes the attribute, so the stylesheet's prefers-color-scheme rules decide. */
+/** 'auto' removes the attribute, so the stylesheet's color-scheme (light dark) follows the system. */
 export function applyTheme(choice: ThemeChoice): void {
   if (choice === 'auto') document.documentElement.removeAttribute('data-theme');
   else document.documentElement.setAttribute('data-theme', choice);

@@ -1,7 +1,7 @@
-import { createHash } from 'node:crypto';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ModelError } from '../errors.ts';
+import { sha256Hex } from '../files.ts';
 import { modelsDir } from '../paths.ts';
 import { type CnnMode, type ConvertedCnn, convertTfliteToOnnx, type LayerInfo } from './converter.ts';
 import { convertKerasToOnnx } from './keras-converter.ts';
@@ -67,18 +67,6 @@ export function imagenetClassOffset(manifest: Pick<CnnManifest, 'imagenetOffset'
   return manifest.imagenetOffset ?? (manifest.backbone === 'resnet50' ? 0 : 1);
 }
 
-async function readManifest(
-  mode: CnnMode,
-  dir: string,
-  backbone: CnnBackbone,
-): Promise<CnnManifest | undefined> {
-  try {
-    return JSON.parse(await readFile(cnnManifestPath(mode, dir, backbone), 'utf8')) as CnnManifest;
-  } catch {
-    return undefined;
-  }
-}
-
 /**
  * Checks a built model against its manifest and returns the manifest. A model file that differs from what
  * was built (truncated, edited, half-copied) is refused by name, with the sha256 it should have.
@@ -88,20 +76,15 @@ export async function verifiedCnn(
   dir = cnnDir,
   backbone: CnnBackbone = 'mobilenet_v2',
 ): Promise<CnnManifest> {
-  if (backbone === 'resnet50' && mode !== 'float')
-    throw new ModelError(
-      'missing',
-      cnnModelPath(mode, dir, backbone),
-      'resnet50 is built in float mode only',
-    );
-  const manifest = await readManifest(mode, dir, backbone);
   const file = cnnModelPath(mode, dir, backbone);
+  if (backbone === 'resnet50' && mode !== 'float')
+    throw new ModelError('missing', file, 'resnet50 is built in float mode only');
+  const manifestPath = cnnManifestPath(mode, dir, backbone);
+  const manifest: CnnManifest | undefined = await readFile(manifestPath, 'utf8')
+    .then(JSON.parse)
+    .catch(() => undefined);
   if (!manifest)
-    throw new ModelError(
-      'missing',
-      cnnManifestPath(mode, dir, backbone),
-      'the CNN is not built yet; run `npm run models:prepare`',
-    );
+    throw new ModelError('missing', manifestPath, 'the CNN is not built yet; run `npm run models:prepare`');
   let actual: string;
   try {
     actual = await sha256File(file);
@@ -131,7 +114,7 @@ async function writeCnn(
   >,
 ): Promise<CnnManifest> {
   const { onnx, fneDim, oneLayer, inputSize, classes, layers } = converted;
-  const sha256 = createHash('sha256').update(onnx).digest('hex');
+  const sha256 = sha256Hex(onnx);
   const file = path.slice(cnnDir.length + 1);
   const manifest = {
     ...origin,

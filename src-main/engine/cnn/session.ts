@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import * as ort from 'onnxruntime-node';
 import { ModelError } from '../errors.ts';
-import type { LayerInfo } from './converter.ts';
+import type { ConvertedCnn } from './converter.ts';
 import { INPUT_IMAGE, OUTPUT_FNE, OUTPUT_ONE_LAYER, OUTPUT_PROBS } from './converter.ts';
 import { type OnnxOptions, openSession, type ProviderName } from './providers.ts';
 
@@ -16,12 +16,7 @@ interface CnnOutputs {
 
 type CnnSessionOptions = OnnxOptions;
 
-export interface CnnModelInfo {
-  layers: LayerInfo[];
-  fneDim: number;
-  oneLayer: LayerInfo;
-  inputSize: number;
-  classes: number;
+export interface CnnModelInfo extends Omit<ConvertedCnn, 'onnx'> {
   mode: string;
 }
 

@@ -7,6 +7,7 @@ import { pipeline } from 'node:stream/promises';
 import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
 import { gunzipSync } from 'node:zlib';
 import { ModelError } from '../errors.ts';
+import { sha256Hex } from '../files.ts';
 import { cacheDir, sharedDir } from '../paths.ts';
 
 /** One file the engine is built from: where it lives upstream and the exact bytes it must have. */
@@ -351,7 +352,7 @@ export async function obtainUpstreamPackage(
       const data = entries.get(inner);
       if (data === undefined)
         throw new ModelError('invalid-model', tarballPath, `has no ${inner}, which this build needs`);
-      const actual = createHash('sha256').update(data).digest('hex');
+      const actual = sha256Hex(data);
       if (actual !== file.sha256 || data.length !== file.bytes)
         throw new ModelError(
           'sha256-mismatch',

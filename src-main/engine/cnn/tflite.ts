@@ -178,6 +178,8 @@ export function readTflite(bytes: Uint8Array, file: string): TfliteModel {
     const inputs = op.ints(1);
     const outputs = op.ints(2);
     const o = op.table(4);
+    // Conv2DOptions, DepthwiseConv2DOptions and Pool2DOptions all begin padding, stride_w, stride_h.
+    const window = () => ({ padding: o?.byte(0) ?? 0, strideW: o?.int(1) ?? 1, strideH: o?.int(2) ?? 1 });
     switch (kind) {
       case 'CONV_2D':
         return {
@@ -185,9 +187,7 @@ export function readTflite(bytes: Uint8Array, file: string): TfliteModel {
           inputs,
           outputs,
           options: {
-            padding: o?.byte(0) ?? 0,
-            strideW: o?.int(1) ?? 1,
-            strideH: o?.int(2) ?? 1,
+            ...window(),
             activation: o?.byte(3) ?? 0,
             dilationW: o?.int(4, 1) ?? 1,
             dilationH: o?.int(5, 1) ?? 1,
@@ -200,9 +200,7 @@ export function readTflite(bytes: Uint8Array, file: string): TfliteModel {
           inputs,
           outputs,
           options: {
-            padding: o?.byte(0) ?? 0,
-            strideW: o?.int(1) ?? 1,
-            strideH: o?.int(2) ?? 1,
+            ...window(),
             depthMultiplier: o?.int(3) ?? 1,
             activation: o?.byte(4) ?? 0,
             dilationW: o?.int(5, 1) ?? 1,
@@ -215,9 +213,7 @@ export function readTflite(bytes: Uint8Array, file: string): TfliteModel {
           inputs,
           outputs,
           options: {
-            padding: o?.byte(0) ?? 0,
-            strideW: o?.int(1) ?? 1,
-            strideH: o?.int(2) ?? 1,
+            ...window(),
             filterW: o?.int(3) ?? 1,
             filterH: o?.int(4) ?? 1,
             activation: o?.byte(5) ?? 0,

@@ -1,8 +1,8 @@
-import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import kuromoji from 'kuromoji';
 import { words } from '../describe/index.ts';
+import { sha256Hex } from '../files.ts';
 import { kuromojiDictDir, normalizeJapanese } from '../text/index.ts';
 import type { LexiconFile } from './lexicon.ts';
 
@@ -396,9 +396,7 @@ export async function buildLexiconFromFiles(
   if (edict) lexicon.ja = await withoutFunctionWords(lexicon.ja);
   // Which exact files it was built from: another WordNet or EDICT release gives another lexicon.
   Object.keys(inputs).forEach((name, k) => {
-    lexicon.sources[`sha256 ${name}`] = createHash('sha256')
-      .update(bytes[k] as Buffer)
-      .digest('hex');
+    lexicon.sources[`sha256 ${name}`] = sha256Hex(bytes[k] as Buffer);
   });
   return lexicon;
 }

@@ -1,9 +1,8 @@
-import { createHash } from 'node:crypto';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { endianness } from 'node:os';
 import { join, resolve } from 'node:path';
 import { ArgumentError, SagasuError } from '../errors.ts';
-import { bytesOf } from '../files.ts';
+import { bytesOf, sha256Hex } from '../files.ts';
 import { cacheDir } from '../paths.ts';
 import { JA_TOKENIZER_VERSION, japaneseTokenizer, Vocabulary } from '../text/index.ts';
 import {
@@ -107,8 +106,6 @@ interface PreparedJaMeta {
   files: Record<PreparedJaFile, { bytes: number; sha256: string }>;
 }
 
-const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
-
 /**
  * Tokenizes every Japanese caption with the app's Japanese tokenizer (the one queries go through) and
  * writes the token ids, vocabulary (train+val, minimum count), and caption -> image index of the English
@@ -190,7 +187,7 @@ export async function prepareFlickr8kJapanese(options: PrepareJaOptions = {}): P
     const bytes = contents[name];
     await writeFile(join(out, `${name}.tmp`), bytes);
     await rename(join(out, `${name}.tmp`), join(out, name));
-    files[name] = { bytes: bytes.length, sha256: sha256(bytes) };
+    files[name] = { bytes: bytes.length, sha256: sha256Hex(bytes) };
   }
   const meta: PreparedJaMeta = {
     format: PREPARED_JA_FORMAT,
@@ -199,7 +196,7 @@ export async function prepareFlickr8kJapanese(options: PrepareJaOptions = {}): P
     images: {
       dir: imagesDir,
       format: PREPARED_FORMAT,
-      metaSha256: sha256(metaBytes),
+      metaSha256: sha256Hex(metaBytes),
       count: imageRows.length,
     },
     captions: kept.length,

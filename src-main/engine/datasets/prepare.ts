@@ -4,7 +4,7 @@ import { endianness } from 'node:os';
 import { join } from 'node:path';
 import { type CnnBackbone, IMAGENET_CLASSES } from '../cnn/index.ts';
 import { ArgumentError, SagasuError } from '../errors.ts';
-import { bytesOf, mapPool } from '../files.ts';
+import { bytesOf, mapPool, sha256Hex } from '../files.ts';
 import { DEFAULT_THRESHOLDS, type Thresholds } from '../fne/index.ts';
 import { cacheDir } from '../paths.ts';
 import { TOKENIZER_VERSION, tokenizeEnglish, UNK_ID, Vocabulary } from '../text/index.ts';
@@ -83,7 +83,7 @@ async function writeProbs(
   await file.commit();
   const meta: PreparedProbsMeta = {
     format: 'sagasu-flickr8k-probs/1',
-    metaSha256: createHash('sha256').update(metaText).digest('hex'),
+    metaSha256: sha256Hex(metaText),
     images: images.length,
     classes: IMAGENET_CLASSES,
     layout: `float32 little-endian [${images.length}, ${IMAGENET_CLASSES}] row-major: the classifier's probability of each ImageNet class (../shared/models/imagenet_synsets.txt order); row i = images.tsv index i`,
@@ -268,11 +268,7 @@ export async function prepareFlickr8k(options: PrepareOptions = {}): Promise<Pre
     options.limitImages !== undefined ? allImages.slice(0, options.limitImages) : allImages;
   const manifestEntries = await readManifest(dataDir);
   log(`data:prepare: hashing ${images.length} images`);
-  const shas = await mapPool(images, 16, async (img) =>
-    createHash('sha256')
-      .update(await readFile(img.path))
-      .digest('hex'),
-  );
+  const shas = await mapPool(images, 16, async (img) => sha256Hex(await readFile(img.path)));
   if (manifestEntries) {
     for (const [i, img] of images.entries()) {
       const entry = manifestEntries.get(img.image);

@@ -1,7 +1,7 @@
-import { createHash } from 'node:crypto';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileErrorClass, SagasuError } from '../errors.ts';
+import { sha256Hex } from '../files.ts';
 import type { JointModel } from '../joint/index.ts';
 import { manifestSha256 } from '../modelfiles/index.ts';
 import { cacheDir as defaultCacheDir, modelsDir } from '../paths.ts';
@@ -30,10 +30,6 @@ export interface Neighbour extends ScoredCaption {
 
 /** A caption bank that cannot be read or holds no usable caption. */
 export class CaptionBankError extends fileErrorClass('caption-bank') {}
-
-function sha256(bytes: Uint8Array | string): string {
-  return createHash('sha256').update(bytes).digest('hex');
-}
 
 /**
  * Captions for an image, by nearest sentence vectors: each caption of the bank is encoded once with the joint
@@ -101,7 +97,7 @@ export class CaptionBank {
     if (texts.length === 0) throw new CaptionBankError(file, 'holds no caption with a word the model knows');
     if (dropped > 0) log(`caption bank: left out ${dropped} duplicate or unreadable lines of ${file}`);
 
-    const bankSha = sha256(bytes);
+    const bankSha = sha256Hex(bytes);
     const manifestSha = manifestSha256(model.dir);
     const dim = model.dim;
     const dir = join(options.cacheDir ?? defaultCacheDir, 'captions');

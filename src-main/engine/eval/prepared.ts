@@ -1,7 +1,6 @@
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { open, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { sha256File } from '../cnn/index.ts';
 import {
   defaultPreparedDir,
   PREPARED_FORMAT,
@@ -10,6 +9,7 @@ import {
   type PreparedProbsMeta,
 } from '../datasets/prepare.ts';
 import { SagasuError } from '../errors.ts';
+import { sha256Hex } from '../files.ts';
 import type { LayerColumns } from '../joint/index.ts';
 import type { CaptionedImages } from './evaluate.ts';
 
@@ -57,12 +57,6 @@ function damaged(file: string, reason: string): SagasuError {
   return new SagasuError('data-damaged', file, `${reason}; run \`npm run data:prepare\` again`);
 }
 
-async function sha256Of(file: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
-  return hash.digest('hex');
-}
-
 /** Rows of TSV with a header, as data:prepare writes it: no quoting, no tab inside a field. */
 function tsv(text: string, file: string, columns: readonly string[]): string[][] {
   const lines = text.split('\n');
@@ -101,7 +95,7 @@ export async function loadPreparedSplit(
     throw damaged(metaFile, `format "${meta.format}", this reader knows "${PREPARED_FORMAT}"`);
   for (const [name, entry] of Object.entries(meta.files)) {
     const file = join(dir, name);
-    const actual = await sha256Of(file).catch((cause: unknown) => {
+    const actual = await sha256File(file).catch((cause: unknown) => {
       throw missing(dir, `${name} is missing`, cause);
     });
     if (actual !== entry.sha256) throw damaged(file, `sha256 ${actual}, but meta.json says ${entry.sha256}`);
@@ -162,7 +156,7 @@ export async function loadPreparedSplit(
     storedTokens,
     vocabSha256: meta.files['vocab.txt']?.sha256 ?? '',
     layers,
-    metaSha256: createHash('sha256').update(metaText).digest('hex'),
+    metaSha256: sha256Hex(metaText),
   };
 }
 
@@ -185,7 +179,7 @@ export async function loadPreparedProbs(split: PreparedSplit): Promise<Float32Ar
   if (meta.metaSha256 !== split.metaSha256)
     throw damaged(metaFile, `belongs to another preparation (meta.json ${meta.metaSha256.slice(0, 12)}…)`);
   const file = join(split.dir, PROBS_FILE);
-  const actual = await sha256Of(file).catch((cause: unknown) => {
+  const actual = await sha256File(file).catch((cause: unknown) => {
     throw missing(split.dir, `${PROBS_FILE} is missing`, cause);
   });
   if (actual !== meta.file.sha256)

@@ -61,12 +61,12 @@ export function figureTable(run: EvalRun): string {
   );
 }
 
-/** Columns aligned for a terminal: the first left, the figures right. */
-export function textTable(header: string[], rows: string[][]): string {
+/** Columns aligned for a terminal: the first `left` (names) left, the figures right. */
+export function textTable(header: string[], rows: string[][], left = 1): string {
   const widths = header.map((h, k) => Math.max(h.length, ...rows.map((row) => (row[k] as string).length)));
   const line = (cells: string[]) =>
     cells
-      .map((c, k) => (k === 0 ? c.padEnd(widths[k] as number) : c.padStart(widths[k] as number)))
+      .map((c, k) => (k < left ? c.padEnd(widths[k] as number) : c.padStart(widths[k] as number)))
       .join('  ');
   return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
 }

@@ -1,7 +1,5 @@
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { join } from 'node:path';
-import type { CnnBackbone } from '../cnn/index.ts';
+import { type CnnBackbone, sha256File } from '../cnn/index.ts';
 import {
   type CachedFeatures,
   type FeatureCache,
@@ -49,12 +47,6 @@ export interface FeatureOptions {
   log?: (line: string) => void;
   /** After each image the CNN had to compute. */
   onProgress?: (done: number, total: number) => void;
-}
-
-async function sha256File(file: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
-  return hash.digest('hex');
 }
 
 /**

@@ -1,8 +1,8 @@
-import { createHash } from 'node:crypto';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { CnnBackbone } from '../cnn/index.ts';
 import { ModelError } from '../errors.ts';
+import { sha256Hex } from '../files.ts';
 import { modelsDir } from '../paths.ts';
 
 export const statsBinPath = join(modelsDir, 'fne', 'stats.bin');
@@ -105,7 +105,7 @@ export async function saveStats(
     dim: mean.length,
     ...meta,
     layout: `float32 little-endian: mean[${mean.length}] then std[${mean.length}]`,
-    sha256: createHash('sha256').update(bin).digest('hex'),
+    sha256: sha256Hex(bin),
   };
   await mkdir(dirname(paths.bin), { recursive: true });
   for (const [file, data] of [
@@ -128,7 +128,7 @@ export async function loadStats(binPath = statsBinPath, metaPath = statsMetaPath
       cause,
     });
   }
-  const actual = createHash('sha256').update(bin).digest('hex');
+  const actual = sha256Hex(bin);
   if (actual !== meta.sha256 || bin.length !== meta.dim * 8) {
     throw new ModelError(
       'sha256-mismatch',

@@ -3,10 +3,10 @@
  * read EXIF. The main thread only batches the CNN and writes the catalog. Every outcome is data (never a
  * throw) so one bad file costs one result, not the pool.
  */
-import { createHash } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
 import exifr from 'exifr';
 import { SagasuError } from '../errors.ts';
+import { sha256Hex } from '../files.ts';
 import { decodeBufferForCnn } from '../image/index.ts';
 
 export interface DecodeTask {
@@ -65,7 +65,7 @@ export default async function run(task: DecodeTask): Promise<DecodeResult> {
         : `read-failed: ${error instanceof Error ? error.message : String(error)}`;
     return { kind: 'failed', path, reason, hash: null, bytes: 0, mtimeMs: 0 };
   }
-  const hash = createHash('sha256').update(bytes).digest('hex');
+  const hash = sha256Hex(bytes);
   if (task.mode === 'hash') return { kind: 'hashed', path, hash, ...before };
   try {
     const decoded = await decodeBufferForCnn(bytes, path);

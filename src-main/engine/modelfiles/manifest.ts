@@ -1,10 +1,10 @@
-import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { CNN_BACKBONES, type CnnBackbone } from '../cnn/index.ts';
 import { ModelError } from '../errors.ts';
+import { sha256Hex } from '../files.ts';
 
 /** The image features a joint model was trained on (training/data.py FEATURE_KINDS). */
 const FEATURE_KINDS = ['fne', 'one-layer', 'fne-blocks', 'fne-last'] as const;
@@ -104,9 +104,7 @@ export function jointBackbone(manifest: JointManifest): CnnBackbone {
  * same name is another model (its embeddings, cutoff, caption vectors and companion encoders are not reused).
  */
 export function manifestSha256(modelDir: string): string {
-  return createHash('sha256')
-    .update(readFileSync(join(modelDir, MANIFEST_FILE)))
-    .digest('hex');
+  return sha256Hex(readFileSync(join(modelDir, MANIFEST_FILE)));
 }
 
 /**
@@ -130,7 +128,7 @@ export async function readVerified(
       cause,
     });
   }
-  const actual = createHash('sha256').update(bytes).digest('hex');
+  const actual = sha256Hex(bytes);
   if (actual !== expected.sha256 || bytes.length !== expected.bytes)
     throw new ModelError(
       'sha256-mismatch',

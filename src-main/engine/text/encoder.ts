@@ -1,8 +1,8 @@
-import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { type OnnxOptions, openSession, type ProviderName } from '../cnn/index.ts';
 import { ArgumentError, ModelError } from '../errors.ts';
+import { sha256Hex } from '../files.ts';
 import {
   floatOutput,
   type JointManifest,
@@ -127,11 +127,7 @@ export class SentenceEncoder {
       tokenize = await tokenizer.load();
       const wordsDir = options.wordsDir === undefined ? join(modelsDir, 'words', 'en') : options.wordsDir;
       if (language === 'en' && wordsDir !== null)
-        substitutes = await WordSubstitutes.open(
-          wordsDir,
-          vocabulary,
-          createHash('sha256').update(vocabBytes).digest('hex'),
-        );
+        substitutes = await WordSubstitutes.open(wordsDir, vocabulary, sha256Hex(vocabBytes));
     } catch (error) {
       await session.release();
       throw error;

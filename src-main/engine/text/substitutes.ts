@@ -1,8 +1,8 @@
-import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { fileErrorClass } from '../errors.ts';
+import { sha256Hex } from '../files.ts';
 import type { Vocabulary } from './vocabulary.ts';
 
 const SUBSTITUTES_FORMAT = 'sagasu-substitutes-v1';
@@ -22,8 +22,6 @@ const schema = z.looseObject({
   minSimilarity: z.number().min(-1).max(1).default(0),
   files: z.object({ [SUBSTITUTES_FILE]: z.object({ sha256: hex64, bytes: z.number().int().min(0) }) }),
 });
-
-const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
 
 /**
  * Stand-ins for words the sentence encoder never saw: for each of the most frequent words the vocabulary
@@ -80,7 +78,7 @@ export class WordSubstitutes {
       throw new WordVectorError(file, `missing, though ${MANIFEST} lists it`, { cause });
     }
     const expected = manifest.files[SUBSTITUTES_FILE];
-    const actual = sha256(bytes);
+    const actual = sha256Hex(bytes);
     if (actual !== expected.sha256 || bytes.length !== expected.bytes)
       throw new WordVectorError(
         file,
