@@ -20,7 +20,7 @@ import {
 } from '../src-main/engine/fusion/index.ts';
 import { CATALOG_FILE, DEFAULT_HNSW, dequantize, VectorIndex } from '../src-main/engine/library/index.ts';
 import { sharedDir } from '../src-main/engine/paths.ts';
-import { writeBenchSection } from './bench-doc.ts';
+import { quantile, writeBenchSection } from './bench-doc.ts';
 
 const options = new Command()
   .requiredOption(
@@ -55,9 +55,6 @@ const japanese = [
 
 // The engine's first fetch of nearest photos (FIRST_FETCH in api/search.ts).
 const FETCH = 1000;
-
-const percentile = (xs: number[], p: number) =>
-  [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) * p)] ?? 0;
 
 const loadAtStart = loadavg()
   .map((x) => x.toFixed(2))
@@ -164,7 +161,7 @@ const catalogBytes = statSync(join(resolve(options.library), CATALOG_FILE)).size
 const indexBytes = statSync(join(resolve(options.library), 'vectors.hnsw')).size;
 
 const row = (what: string, r: { ms: number[]; hits: number }) =>
-  `| ${what} | ${r.ms.length} | ${percentile(r.ms, 0.5).toFixed(1)} | ${percentile(r.ms, 0.95).toFixed(1)} | ${r.hits.toFixed(1)} |`;
+  `| ${what} | ${r.ms.length} | ${quantile(r.ms, 0.5).toFixed(1)} | ${quantile(r.ms, 0.95).toFixed(1)} | ${r.hits.toFixed(1)} |`;
 const lines = [
   '## Sentence search through the engine (`npm run bench:search`)',
   '',
@@ -181,8 +178,8 @@ const lines = [
   row('Japanese sentences', ja),
   row(`Flickr8k val captions, estimated at ${conceptRows.toLocaleString('en')} photos`, estimated),
   '',
-  `Concepts are on in every row (the fused score of models/search.json): ${stored.length} photos have stored classes. The concept term alone (lexicon lookup, concept score of every photo from the stored entries of the classes named, z, the 500 best), for the same ${english.length} queries (${atRows.withConcepts} name a concept): p50 / p95 ${percentile(atLibrary.ms, 0.5).toFixed(1)} / ${percentile(atLibrary.ms, 0.95).toFixed(1)} ms over the library's ${stored.length} photos, ${percentile(atRows.ms, 0.5).toFixed(1)} / ${percentile(atRows.ms, 0.95).toFixed(1)} ms over ${conceptRows.toLocaleString('en')} (the real rows repeated). Its grouping of the entries by class, built once after the library changes, takes ${atLibrary.buildMs.toFixed(1)} ms and ${atRows.buildMs.toFixed(1)} ms.`,
-  `HNSW, ${FETCH} nearest (the first fetch of a search), photo vectors as queries: p50 / p95 ${percentile(hnswAtLibrary, 0.5).toFixed(1)} / ${percentile(hnswAtLibrary, 0.95).toFixed(1)} ms over the library's ${vectors.length} vectors, ${percentile(hnswAtRows, 0.5).toFixed(1)} / ${percentile(hnswAtRows, 0.95).toFixed(1)} ms over ${conceptRows.toLocaleString('en')} (each real vector again with noise).`,
+  `Concepts are on in every row (the fused score of models/search.json): ${stored.length} photos have stored classes. The concept term alone (lexicon lookup, concept score of every photo from the stored entries of the classes named, z, the 500 best), for the same ${english.length} queries (${atRows.withConcepts} name a concept): p50 / p95 ${quantile(atLibrary.ms, 0.5).toFixed(1)} / ${quantile(atLibrary.ms, 0.95).toFixed(1)} ms over the library's ${stored.length} photos, ${quantile(atRows.ms, 0.5).toFixed(1)} / ${quantile(atRows.ms, 0.95).toFixed(1)} ms over ${conceptRows.toLocaleString('en')} (the real rows repeated). Its grouping of the entries by class, built once after the library changes, takes ${atLibrary.buildMs.toFixed(1)} ms and ${atRows.buildMs.toFixed(1)} ms.`,
+  `HNSW, ${FETCH} nearest (the first fetch of a search), photo vectors as queries: p50 / p95 ${quantile(hnswAtLibrary, 0.5).toFixed(1)} / ${quantile(hnswAtLibrary, 0.95).toFixed(1)} ms over the library's ${vectors.length} vectors, ${quantile(hnswAtRows, 0.5).toFixed(1)} / ${quantile(hnswAtRows, 0.95).toFixed(1)} ms over ${conceptRows.toLocaleString('en')} (each real vector again with noise).`,
   `The estimated row is, per query, the engine's time on this library with its concept term and its HNSW search replaced by those at ${conceptRows.toLocaleString('en')} photos; the rest of a search (GRU, at most 500 candidates read from the catalog) does not grow with the library.`,
   `Catalog + index: ${(catalogBytes / 2 ** 20).toFixed(1)} MiB + ${(indexBytes / 2 ** 20).toFixed(1)} MiB = ${Math.round((catalogBytes + indexBytes) / status.images.indexed)} B per photo (classes: 60 B of it).`,
   '',
