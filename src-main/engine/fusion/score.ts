@@ -34,37 +34,44 @@ export function conceptScores(terms: ConceptTerms, rows: ClassRows, floor = MASS
   const termNames = [...new Set(matches.map((m) => m.term))];
   const nTerms = termNames.length;
   const termWeight = new Float64Array(nTerms);
-  // Per class and term, the weight of the senses naming it: an entry is then one multiply-add per term.
-  const classWeight = new Float64Array(1000 * nTerms);
-  const named = new Uint8Array(1000);
+  // Per class, the terms naming it and their senses' weight: an entry is then one multiply-add per term
+  // that names its class (most classes belong to one term of the query).
+  const classTerms = new Map<number, Map<number, number>>();
   for (const m of matches) {
     const t = termNames.indexOf(m.term);
     termWeight[t] = (termWeight[t] as number) + m.weight;
     for (const c of new Set(m.classes)) {
-      classWeight[c * nTerms + t] = (classWeight[c * nTerms + t] as number) + m.weight;
-      named[c] = 1;
+      const terms = classTerms.get(c) ?? new Map<number, number>();
+      terms.set(t, (terms.get(t) ?? 0) + m.weight);
+      classTerms.set(c, terms);
     }
   }
   const totalWeight = termWeight.reduce((a, b) => a + b, 0);
   const logFloor = Math.log(floor);
   const { size } = rows;
   const { start, rows: rowOf, probs } = rows.byClass();
-  const mass = new Float64Array(size * nTerms);
-  for (let c = 0; c < named.length; c++) {
-    if (named[c] === 0) continue;
-    for (let i = start[c] as number; i < (start[c + 1] as number); i++) {
-      const at = (rowOf[i] as number) * nTerms;
-      const p = probs[i] as number;
-      for (let t = 0; t < nTerms; t++)
-        mass[at + t] = (mass[at + t] as number) + (classWeight[c * nTerms + t] as number) * p;
+  // Term-major, so a class named by one term (most are) is one tight scatter over its entries.
+  const mass = new Float64Array(nTerms * size);
+  for (const [c, terms] of classTerms) {
+    const end = start[c + 1] as number;
+    for (const [t, w] of terms) {
+      const base = t * size;
+      for (let i = start[c] as number; i < end; i++) {
+        const at = base + (rowOf[i] as number);
+        mass[at] = (mass[at] as number) + w * (probs[i] as number);
+      }
     }
   }
-  const out = new Float32Array(size);
+  // A photo holding none of the classes has every term at the floor; most photos are such.
+  const out = new Float32Array(size).fill(logFloor);
   for (let row = 0; row < size; row++) {
+    let any = false;
+    for (let t = 0; t < nTerms && !any; t++) any = (mass[t * size + row] as number) > 0;
+    if (!any) continue;
     let s = 0;
     for (let t = 0; t < nTerms; t++) {
       const w = termWeight[t] as number;
-      const share = (mass[row * nTerms + t] as number) / w;
+      const share = (mass[t * size + row] as number) / w;
       s += w * (share > floor ? Math.log(Math.min(1, share)) : logFloor);
     }
     out[row] = s / totalWeight;
