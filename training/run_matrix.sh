@@ -2,7 +2,7 @@
 # The run matrix behind docs/RESULTS.md: two streams of one thread each (on 2 cores this beats one stream
 # of two threads). Every run resumes from its last checkpoint and a finished run is skipped, so rerunning
 # this after an interruption continues where it stopped.
-#   training/run_matrix.sh [a|b|all|r50-fne|r50-one-layer|drop7-fne|drop7-one-layer|drop85-fne|drop85-one-layer] [runs dir]
+#   training/run_matrix.sh [a|b|all|r50-fne|r50-one-layer|drop7-fne|drop7-one-layer|drop85-fne|drop85-one-layer|aug-fne|aug-one-layer] [runs dir]
 # Within a pair (FNE vs one-layer) everything but --features is identical: the paper's comparison.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,6 +41,11 @@ stream_drop7_one_layer() { DATA=.cache/data/flickr8k-v2 run one-layer-sh-drop7 o
 # 0.5 -> 0.7 helped both sets; the next step of the same lever.
 stream_drop85_fne() { DATA=.cache/data/flickr8k-v2 run fne-sh-drop85 fne sh 20 --feature-dropout 0.85; }
 stream_drop85_one_layer() { DATA=.cache/data/flickr8k-v2 run one-layer-sh-drop85 one-layer sh 20 --feature-dropout 0.85; }
+# Augmentation (issue 17 section 5): each training photo drawn from the original, its mirror image, or a random
+# crop re-encoded (npm run data:augment, then data:prepare with SAGASU_FLICKR8K on its folder); dropout 0.7.
+aug=(--augment .cache/data/flickr8k-v2-flip --augment .cache/data/flickr8k-v2-crop)
+stream_aug_fne() { DATA=.cache/data/flickr8k-v2 run fne-sh-drop7-aug fne sh 20 --feature-dropout 0.7 "${aug[@]}"; }
+stream_aug_one_layer() { DATA=.cache/data/flickr8k-v2 run one-layer-sh-drop7-aug one-layer sh 20 --feature-dropout 0.7 "${aug[@]}"; }
 stream_b() {
   run one-layer-sh one-layer sh 20
   run one-layer-sh-drop one-layer sh 20 --feature-dropout 0.5
@@ -58,10 +63,12 @@ case "$stream" in
   drop7-one-layer) stream_drop7_one_layer ;;
   drop85-fne) stream_drop85_fne ;;
   drop85-one-layer) stream_drop85_one_layer ;;
+  aug-fne) stream_aug_fne ;;
+  aug-one-layer) stream_aug_one_layer ;;
   all)
     stream_a &
     stream_b &
     wait
     ;;
-  *) echo "usage: training/run_matrix.sh [a|b|all|r50-fne|r50-one-layer|drop7-fne|drop7-one-layer|drop85-fne|drop85-one-layer] [runs dir]" >&2; exit 2 ;;
+  *) echo "usage: training/run_matrix.sh [a|b|all|r50-fne|r50-one-layer|drop7-fne|drop7-one-layer|drop85-fne|drop85-one-layer|aug-fne|aug-one-layer] [runs dir]" >&2; exit 2 ;;
 esac

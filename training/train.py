@@ -35,10 +35,10 @@ MARGIN = 0.2
 # Arguments that change the result: a checkpoint only resumes under the same values.
 RESULT_ARGS = (
     "features", "loss", "dim", "word_dim", "lr", "batch", "clip", "seed", "max_captions", "margin", "feature_dropout",
-    "weight_decay", "rank",
+    "weight_decay", "rank", "augment",
 )
 # Defaults of arguments that checkpoints written before the argument existed do not record.
-DEFAULTS = {"feature_dropout": 0.0, "weight_decay": 0.0, "rank": 0}
+DEFAULTS = {"feature_dropout": 0.0, "weight_decay": 0.0, "rank": 0, "augment": []}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -59,6 +59,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="decoupled weight decay (AdamW) on the image projection only (default 0)")
     p.add_argument("--rank", type=int, default=0,
                    help="low-rank image projection: features -> RANK -> D (default 0: full rank)")
+    p.add_argument("--augment", action="append", default=[], metavar="DIR",
+                   help="a prepared folder of the same photos with the training ones transformed (npm run data:augment); "
+                        "each training caption's image features are drawn from the original or one of these (repeatable)")
     p.add_argument("--margin", type=float, default=MARGIN, help=argparse.SUPPRESS)
     p.add_argument("--epochs", type=int, default=30, help="total epochs (default 30)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
@@ -193,12 +196,29 @@ def describe(metrics: dict) -> str:
     )
 
 
+def augmented_view(data: Flickr8kData, root: str, kind: str, max_captions: int | None) -> np.ndarray:
+    """The training photos' features from a prepared folder of their transformed copies, row for row."""
+    other = Flickr8kData(root, verify=True)
+    if other.image_names != data.image_names or other.vocab != data.vocab:
+        raise DataError(f"{other.root} holds other photos or another vocabulary than {data.root}")
+    return load_split(other, "train", kind, max_captions).features
+
+
 def train_step(model, optimizer, split, data, pos: np.ndarray, args) -> float:
     """One optimizer step on the captions at positions `pos` of the split; returns the batch loss."""
     caption_ids = split.caption_ids[pos]
     tokens, lengths = data.pad(caption_ids)
     rows = split.caption_rows[pos]
-    features = torch.from_numpy(as_float(split.features[rows]))
+    views = split.extra.get("views")
+    if views:
+        # Per caption, the original photo or one of its transformed copies, equally likely.
+        pick = np.random.randint(0, len(views) + 1, size=len(rows))
+        chosen = split.features[rows]
+        for v, view in enumerate(views, start=1):
+            chosen[pick == v] = view[rows[pick == v]]
+        features = torch.from_numpy(as_float(chosen))
+    else:
+        features = torch.from_numpy(as_float(split.features[rows]))
     rows_t = torch.from_numpy(rows)
     images, captions = model(features, torch.from_numpy(tokens), torch.from_numpy(lengths))
     same_image = rows_t.view(-1, 1) == rows_t.view(1, -1)
@@ -248,6 +268,7 @@ def main(argv=None) -> int:
         data = Flickr8kData(args.data, verify=True)
         train = load_split(data, "train", args.features, args.max_captions)
         val = load_split(data, "val", args.features)
+        train.extra["views"] = [augmented_view(data, d, args.features, args.max_captions) for d in args.augment]
     except DataError as e:
         print(f"train: {e}", file=sys.stderr)
         return 2
@@ -320,6 +341,7 @@ def main(argv=None) -> int:
         + (f" ({train.skipped_empty} empty skipped)" if train.skipped_empty else "")
         + f", {len(val.features)} val images x {len(val.caption_ids)} val captions"
         + (f" ({val.skipped_empty} empty skipped)" if val.skipped_empty else "")
+        + (f", each training photo drawn from {len(args.augment) + 1} views" if args.augment else "")
         + f", {torch.get_num_threads()} threads",
         flush=True,
     )

@@ -190,6 +190,16 @@ def test_training(root: str, work: str) -> str:
     code, log = run_quiet(train_mod.main, common + ["--epochs", "3", "--out", a])
     check("resume: a finished run has nothing to do", code == 0 and "nothing to do" in log)
 
+    # Augmented views: a folder of the same photos trains (and says so); one of other photos is refused.
+    same, other = os.path.join(work, "data-same"), os.path.join(work, "data-other")
+    make(same, images=400, seed=0)
+    make(other, images=300, seed=0)
+    short = ["--data", root, "--dim", "32", "--batch", "32", "--max-captions", "64", "--threads", "1", "--epochs", "1"]
+    code, log = run_quiet(train_mod.main, short + ["--augment", same, "--out", os.path.join(work, "run-aug")])
+    check("augment: trains with a view of the same photos", code == 0 and "drawn from 2 views" in log, log.strip()[-200:])
+    code, log = run_quiet(train_mod.main, short + ["--augment", other, "--out", os.path.join(work, "run-aug-other")])
+    check("augment: a folder of other photos is refused, by name", code == 2 and "data-other" in log, log.strip()[-200:])
+
     # The other kinds and MH train too (one short epoch each).
     for features, loss in (("one-layer", "mh"), ("fne-blocks", "sh"), ("fne-last", "mh")):
         out = os.path.join(work, f"run-{features}-{loss}")
