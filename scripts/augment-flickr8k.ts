@@ -12,7 +12,9 @@ import { copyFile, mkdir, readdir, rm, symlink, writeFile } from 'node:fs/promis
 import { join, resolve } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import sharp from 'sharp';
+import { runCommand } from '../src-main/cli/run.ts';
 import { listImages, requireFlickr8kDir } from '../src-main/engine/datasets/flickr8k.ts';
+import { ArgumentError, ImageError } from '../src-main/engine/errors.ts';
 import { mapPool } from '../src-main/engine/files.ts';
 import { CNN_SIZE } from '../src-main/engine/image/index.ts';
 
@@ -64,19 +66,39 @@ async function transform(file: string, view: View, name: string): Promise<Buffer
   return image.jpeg({ quality: 50 + Math.floor(41 * random()) }).toBuffer();
 }
 
-const source = requireFlickr8kDir();
-const out = resolve(options.out);
-await rm(out, { recursive: true, force: true });
-await mkdir(join(out, 'images'), { recursive: true });
-// The captions and split files as they are; not manifest.tsv, whose checksums are the originals'.
-for (const entry of await readdir(source))
-  if (entry.endsWith('.txt')) await symlink(join(source, entry), join(out, entry));
-const images = await listImages(source);
-let done = 0;
-await mapPool(images, 4, async (img) => {
-  const target = join(out, 'images', img.image);
-  if (img.split !== 'train') await copyFile(img.path, target);
-  else await writeFile(target, await transform(img.path, options.view, img.image));
-  if (++done % 1000 === 0) console.log(`data:augment: ${done}/${images.length}`);
+// Written into the output, so a rerun may replace it and nothing else is ever removed.
+const MARKER = '.sagasu-augment';
+
+await runCommand('data:augment', async () => {
+  const source = requireFlickr8kDir();
+  // First, so a missing or damaged folder is refused before anything is written.
+  const images = await listImages(source);
+  const out = resolve(options.out);
+  const existing = await readdir(out).catch(() => [] as string[]);
+  if (existing.length > 0 && !existing.includes(MARKER))
+    throw new ArgumentError(
+      '--out',
+      `${out} is not empty and was not written by data:augment; give a new folder`,
+    );
+  await rm(out, { recursive: true, force: true });
+  await mkdir(join(out, 'images'), { recursive: true });
+  await writeFile(join(out, MARKER), `${options.view}\n`);
+  // The captions and split files as they are; not manifest.tsv, whose checksums are the originals'.
+  for (const entry of await readdir(source))
+    if (entry.endsWith('.txt')) await symlink(join(source, entry), join(out, entry));
+  let done = 0;
+  await mapPool(images, 4, async (img) => {
+    const target = join(out, 'images', img.image);
+    if (img.split !== 'train') await copyFile(img.path, target);
+    else {
+      const bytes = await transform(img.path, options.view, img.image).catch((cause: unknown) => {
+        throw new ImageError('corrupt', img.path, `cannot be transformed: ${(cause as Error).message}`, {
+          cause,
+        });
+      });
+      await writeFile(target, bytes);
+    }
+    if (++done % 1000 === 0) console.log(`data:augment: ${done}/${images.length}`);
+  });
+  console.log(`data:augment: ${options.view} of the training photos in ${out}`);
 });
-console.log(`data:augment: ${options.view} of the training photos in ${out}`);
