@@ -44,8 +44,9 @@ stream_drop85_one_layer() { DATA=.cache/data/flickr8k-v2 run one-layer-sh-drop85
 # Augmentation (issue 17 section 5): each training photo drawn from the original, its mirror image, or a random
 # crop re-encoded (npm run data:augment, then data:prepare with SAGASU_FLICKR8K on its folder); dropout 0.7.
 aug=(--augment .cache/data/flickr8k-v2-flip --augment .cache/data/flickr8k-v2-crop)
-stream_aug_fne() { DATA=.cache/data/flickr8k-v2 run fne-sh-drop7-aug fne sh 20 --feature-dropout 0.7 "${aug[@]}"; }
-stream_aug_one_layer() { DATA=.cache/data/flickr8k-v2 run one-layer-sh-drop7-aug one-layer sh 20 --feature-dropout 0.7 "${aug[@]}"; }
+# Both were still improving at epoch 20: the same runs extended to 30 (resumed from last.pt).
+stream_aug_fne() { DATA=.cache/data/flickr8k-v2 run fne-sh-drop7-aug fne sh "${EPOCHS:-20}" --feature-dropout 0.7 "${aug[@]}"; }
+stream_aug_one_layer() { DATA=.cache/data/flickr8k-v2 run one-layer-sh-drop7-aug one-layer sh "${EPOCHS:-20}" --feature-dropout 0.7 "${aug[@]}"; }
 stream_b() {
   run one-layer-sh one-layer sh 20
   run one-layer-sh-drop one-layer sh 20 --feature-dropout 0.5
