@@ -18,7 +18,7 @@ function augment(args: string[], flickr8k: string) {
     ['--import', 'tsx', join(projectRoot, 'scripts', 'augment-flickr8k.ts'), ...args],
     { cwd: projectRoot, env: { ...process.env, SAGASU_FLICKR8K: flickr8k } },
   ).then(
-    ({ stdout }) => ({ code: 0, stdout, stderr: '' }),
+    ({ stdout, stderr }) => ({ code: 0, stdout, stderr }),
     (error: { code: number; stdout: string; stderr: string }) => error,
   );
 }
