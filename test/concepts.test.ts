@@ -159,6 +159,9 @@ describe('English queries reach ImageNet classes through WordNet', () => {
     // the rodent and the river bank.
     expect(await classesOf('mouse')).toEqual([]);
     expect(await classesOf('bank')).toEqual([]);
+    // Unless the word names the class and is first the same kind of thing: "palace" is first a stately
+    // mansion (an artifact, no class); the classifier's palace is its fourth sense.
+    expect(await classesOf('palace')).toEqual([classOf('03877845')]);
     // "person" has 3 classes (groom, scuba diver, ballplayer) among 10,297 hyponyms: too few to judge by.
     expect(await classesOf('person')).toEqual([]);
     // Both senses of "crane" are classes; the weights split the word between them.

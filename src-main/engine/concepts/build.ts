@@ -16,7 +16,13 @@ import type { LexiconFile } from './lexicon.ts';
 export const WORDNET_DIR = '/usr/share/wordnet';
 export const EDICT_FILE = '/usr/share/edict/edict';
 
-/** Senses below this weight are left out: a rare sense must not speak for a word. */
+/**
+ * Senses below this weight are left out: a rare sense must not speak for a word. Except a class named by the
+ * word (its synset's first lemma) when the word's commonest sense is the same kind of thing (WordNet's
+ * lexicographer file): "palace" is first a stately mansion, an artifact like the class (its fourth sense,
+ * 2 % by tag count), so it keeps the class at this weight; "mouse" is first a rodent, so the computer mouse
+ * stays out.
+ */
 const MIN_WEIGHT = 0.1;
 
 /**
@@ -62,6 +68,8 @@ interface Synset {
   words: string[];
   up: string[];
   down: string[];
+  /** The lexicographer file ("06": noun.artifact, "05": noun.animal): what kind of thing it is. */
+  lexFile: string;
 }
 
 interface Sources {
@@ -97,7 +105,7 @@ function parseData(text: string): Map<string, Synset> {
       if (sym === '@' || sym === '@i') up.push(f[p + 1] as string);
       else if (sym === '~' || sym === '~i') down.push(f[p + 1] as string);
     }
-    data.set(f[0] as string, { words: ws, up, down });
+    data.set(f[0] as string, { words: ws, up, down, lexFile: f[1] as string });
   }
   return data;
 }
@@ -153,6 +161,7 @@ function buildLexicon(src: Sources): LexiconFile {
     .split('\n')
     .map((l) => (l.split(' ')[0] as string).slice(1));
   if (classes.length !== 1000) throw new Error(`expected 1000 ImageNet synsets, got ${classes.length}`);
+  const isClass = new Set(classes);
 
   // Which classes each synset reaches: every hypernym of a class holds it, and every hyponym of a class
   // (a ristretto is an espresso to the classifier) maps to that class.
@@ -209,10 +218,18 @@ function buildLexicon(src: Sources): LexiconFile {
       kept.push({ s, raw: (counts.get(`${lemma}#${k + 1}`) ?? 0) + 0.5 / (kept.length + 1) });
     });
     const total = kept.reduce((a, b) => a + b.raw, 0);
+    const commonest = kept.reduce<{ s: string; raw: number } | undefined>(
+      (a, b) => (a && a.raw >= b.raw ? a : b),
+      undefined,
+    );
+    const namesClass = (s: string) =>
+      isClass.has(s) &&
+      data.get(s)?.words[0]?.toLowerCase() === lemma &&
+      data.get(s)?.lexFile === (commonest && data.get(commonest.s)?.lexFile);
     const matches: Array<[number, number]> = [];
     for (const { s, raw } of kept) {
       if (!reach(s)) continue;
-      const weight = (raw / total) * reliable(s);
+      const weight = namesClass(s) ? Math.max(MIN_WEIGHT, raw / total) : (raw / total) * reliable(s);
       if (weight >= MIN_WEIGHT) matches.push([ref(s), Math.round(weight * 1000) / 1000]);
     }
     const key = lemmaKey(lemma);
