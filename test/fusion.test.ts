@@ -13,6 +13,7 @@ import {
   ClassTable,
   classTableOf,
   conceptScores,
+  conceptZ,
   decodeTopClasses,
   encodeTopClasses,
   TOP_CLASSES,
@@ -55,6 +56,18 @@ describe('fusion arithmetic', () => {
     expect(Math.min(...z)).toBe(-2);
     expect(z[0]).toBeCloseTo(1 / 3, 5);
     expect([...zNormalize(Float32Array.from([-6.9, -6.9, -6.9]), 3)]).toEqual([0, 0, 0]);
+  });
+
+  it('scores a small library as if it held 150 photos, so a unique match keeps its lift', () => {
+    const w = { concept: 0.02, unknown: 0, keyword: 0, zCap: 32, floor: 0.01 };
+    const library = (n: number) => Float32Array.from({ length: n }, (_, i) => (i === 0 ? 0 : Math.log(0.01)));
+    // Unpadded, the koala photo alone among 8 reaches z = √7; among 150, √149.
+    expect(zNormalize(library(8), 32)[0]).toBeCloseTo(Math.sqrt(7), 4);
+    const padded = conceptZ(library(8), w);
+    expect(padded[0]).toBeCloseTo(Math.sqrt(149), 3);
+    expect(padded[0]).toBeCloseTo(conceptZ(library(150), w)[0] as number, 5);
+    // At 150 photos and more it is the plain z.
+    expect([...conceptZ(library(400), w)]).toEqual([...zNormalize(library(400), 32)]);
   });
 
   it('counts the share of concepts the sentence encoder does not know, by weight', () => {

@@ -6,12 +6,12 @@ import { SagasuError } from '../errors.ts';
 import {
   conceptScores,
   conceptWeight,
+  conceptZ,
   type FusionWeights,
   fusedScore,
   topRows,
   unknownShare,
   unseenWords,
-  zNormalize,
 } from '../fusion/index.ts';
 import type { JointModel } from '../joint/index.ts';
 import type { Library } from '../library/index.ts';
@@ -201,7 +201,7 @@ export class Search {
     const terms = await fusion.lexicon.query(query, lang);
     const scores = conceptScores(terms, rows, fusion.weights.floor);
     if (!scores) return null;
-    const zs = zNormalize(scores, fusion.weights.zCap);
+    const zs = conceptZ(scores, fusion.weights);
     const order = topRows(
       zs,
       CONCEPT_CANDIDATES,

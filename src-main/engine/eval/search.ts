@@ -8,10 +8,10 @@ import {
   classTableOf,
   conceptScores,
   conceptWeight,
+  conceptZ,
   type FusionWeights,
   unknownShare,
   unseenWords,
-  zNormalize,
 } from '../fusion/index.ts';
 import type { JointModel } from '../joint/index.ts';
 import { evaluateRetrieval, type RetrievalInput, type RetrievalResult } from './protocol.ts';
@@ -38,7 +38,7 @@ export function conceptAdjust(
       const q = queries[c0 + r] as CaptionConcepts;
       const s = conceptScores(q.terms, rows, weights.floor);
       if (!s) continue;
-      const z = zNormalize(s, weights.zCap);
+      const z = conceptZ(s, weights);
       const lambda = conceptWeight(weights, q.unknownShare);
       const base = r * rows.size;
       for (let i = 0; i < rows.size; i++)

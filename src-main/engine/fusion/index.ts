@@ -11,6 +11,7 @@ export {
   classTableOf,
   conceptScores,
   conceptWeight,
+  conceptZ,
   type FusionWeights,
   fusedScore,
   topRows,

@@ -84,21 +84,40 @@ export function conceptScores(terms: ConceptTerms, rows: ClassRows, floor = MASS
  * one without stay comparable (annotation ranks captions against each other), and a library's photos all
  * lacking a concept (σ = 0) add nothing.
  */
-export function zNormalize(scores: Float32Array, cap: number): Float32Array {
+export function zNormalize(
+  scores: Float32Array,
+  cap: number,
+  pad?: { to: number; value: number },
+): Float32Array {
   const n = scores.length;
   if (n === 0) return scores;
-  let mean = 0;
+  // Padding counts `to - n` more photos scoring `value` into the mean and the spread.
+  const extra = pad ? Math.max(0, pad.to - n) : 0;
+  const fill = pad?.value ?? 0;
+  let mean = extra * fill;
   for (const s of scores) mean += s;
-  mean /= n;
-  let variance = 0;
+  mean /= n + extra;
+  let variance = extra * (fill - mean) ** 2;
   for (const s of scores) variance += (s - mean) ** 2;
-  const std = Math.sqrt(variance / n);
+  const std = Math.sqrt(variance / (n + extra));
   if (!(std > 1e-9)) return scores.fill(0);
   for (let i = 0; i < n; i++) {
     const z = ((scores[i] as number) - mean) / std;
     scores[i] = Math.min(cap, Math.max(-cap, z));
   }
   return scores;
+}
+
+/**
+ * The fit saw libraries of 154 and 1,000 photos. A photo alone in showing a concept has a z of at most
+ * √(n − 1), so in a library of 8 the koala photo would get a third of the lift it gets in the demo library;
+ * a smaller library is scored as if it held this many photos, the others lacking the concept.
+ */
+const Z_POPULATION = 150;
+
+/** A query's concept scores (conceptScores) -> the z-values the fused score adds (in place). */
+export function conceptZ(scores: Float32Array, w: FusionWeights): Float32Array {
+  return zNormalize(scores, w.zCap, { to: Z_POPULATION, value: Math.log(w.floor ?? MASS_FLOOR) });
 }
 
 /**
