@@ -81,6 +81,10 @@ describe('fusion arithmetic', () => {
     expect(unknownShare(terms, new Set(['lighthouse']))).toBeCloseTo(1 / 1.5, 6);
     expect(unknownShare(terms, new Set())).toBe(0);
     expect(unknownShare({ matches: [] }, new Set(['xqzzy']))).toBe(0);
+    // A phrase with one word the encoder cannot read is a concept it cannot represent.
+    const panda = { matches: [{ term: 'giant panda', classes: [388], weight: 1 }] };
+    expect(unknownShare(panda, new Set(['panda']))).toBe(1);
+    expect(unknownShare(panda, new Set(['bamboo']))).toBe(0);
   });
 
   it('refuses probabilities that are not 1000 ImageNet classes, naming the argument', () => {

@@ -168,8 +168,10 @@ export function unseenWords(reading: {
 }
 
 /**
- * The share (by weight) of a query's concept terms whose every word is unknown to the sentence encoder
- * (`unknown`: unseenWords of the sentence's analysis).
+ * The share (by weight) of a query's concept terms with a word unknown to the sentence encoder (`unknown`:
+ * unseenWords of the sentence's analysis): "giant panda" read as "giant <unk>" is no panda to the GRU.
+ * Counting a term only when every word was unknown left "a giant panda" and "a red panda" to the joint
+ * score; measured in docs/RESULTS.md.
  */
 export function unknownShare(terms: ConceptTerms, unknown: ReadonlySet<string>): number {
   const weightOf = new Map<string, number>();
@@ -180,7 +182,7 @@ export function unknownShare(terms: ConceptTerms, unknown: ReadonlySet<string>):
   for (const [term, w] of weightOf) {
     all += w;
     const words = term.toLocaleLowerCase().split(/\s+/).filter(Boolean);
-    if (words.length > 0 && words.every((word) => unknown.has(word))) unseen += w;
+    if (words.some((word) => unknown.has(word))) unseen += w;
   }
   return all > 0 ? unseen / all : 0;
 }
