@@ -10,16 +10,18 @@ import { join, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { Command } from 'commander';
 import { Engine } from '../src-main/engine/api/index.ts';
+import { loadSearchCalibration } from '../src-main/engine/calibration/index.ts';
 import { ConceptLexicon } from '../src-main/engine/concepts/index.ts';
 import {
   ClassTable,
   conceptScores,
+  conceptZ,
   decodeTopClasses,
+  type FusionWeights,
   topRows,
-  zNormalize,
 } from '../src-main/engine/fusion/index.ts';
 import { CATALOG_FILE, DEFAULT_HNSW, dequantize, VectorIndex } from '../src-main/engine/library/index.ts';
-import { sharedDir } from '../src-main/engine/paths.ts';
+import { modelsDir, sharedDir } from '../src-main/engine/paths.ts';
 import { quantile, writeBenchSection } from './bench-doc.ts';
 
 const options = new Command()
@@ -92,6 +94,11 @@ const stored = db.prepare('SELECT top FROM classes').all() as Array<{ top: Buffe
 db.close();
 const conceptRows = Number(options.conceptRows);
 const lexicon = await ConceptLexicon.load();
+const shipped = (await loadSearchCalibration('fne', { modelDir: join(modelsDir, 'joint', 'fne') }))?.fusion
+  ?.weights;
+if (!shipped)
+  throw new Error('bench:search needs the fne fusion weights in models/search.json (npm run calibrate)');
+const weights: FusionWeights = shipped;
 async function conceptTerm(rows: number) {
   const table = new ClassTable(undefined, rows);
   for (let i = 0; i < rows && stored.length > 0; i++)
@@ -104,10 +111,10 @@ async function conceptTerm(rows: number) {
   let withConcepts = 0;
   for (const query of english) {
     const start = performance.now();
-    const scores = conceptScores(await lexicon.query(query, 'en'), table.view());
+    const scores = conceptScores(await lexicon.query(query, 'en'), table.view(), weights.floor);
     if (scores) {
       withConcepts++;
-      topRows(zNormalize(scores, 4), 500);
+      topRows(conceptZ(scores, weights), 500);
     }
     ms.push(performance.now() - start);
   }
