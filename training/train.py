@@ -35,10 +35,10 @@ MARGIN = 0.2
 # Arguments that change the result: a checkpoint only resumes under the same values.
 RESULT_ARGS = (
     "features", "loss", "dim", "word_dim", "lr", "batch", "clip", "seed", "max_captions", "margin", "feature_dropout",
-    "weight_decay", "rank", "augment",
+    "weight_decay", "rank", "augment", "average_from",
 )
 # Defaults of arguments that checkpoints written before the argument existed do not record.
-DEFAULTS = {"feature_dropout": 0.0, "weight_decay": 0.0, "rank": 0, "augment": []}
+DEFAULTS = {"feature_dropout": 0.0, "weight_decay": 0.0, "rank": 0, "augment": [], "average_from": 0}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -62,6 +62,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--augment", action="append", default=[], metavar="DIR",
                    help="a prepared folder of the same photos with the training ones transformed (npm run data:augment); "
                         "each training caption's image features are drawn from the original or one of these (repeatable)")
+    p.add_argument("--average-from", type=int, default=0, metavar="EPOCH",
+                   help="from this epoch on, average the weights once per epoch (SWA, torch.optim.swa_utils); "
+                        "validation, best.pt and so the export use the average (default 0: off)")
     p.add_argument("--margin", type=float, default=MARGIN, help=argparse.SUPPRESS)
     p.add_argument("--epochs", type=int, default=30, help="total epochs (default 30)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
@@ -71,8 +74,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     # Test hook: exit (code 75) after this many training batches, as if the process had been killed.
     p.add_argument("--stop-after-batches", type=int, default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
-    if args.rank < 0 or args.weight_decay < 0:
-        p.error("--rank and --weight-decay must not be negative")
+    if args.rank < 0 or args.weight_decay < 0 or args.average_from < 0:
+        p.error("--rank, --weight-decay and --average-from must not be negative")
     for name in ("dim", "word_dim", "batch", "epochs", "threads"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be at least 1")
@@ -306,6 +309,9 @@ def main(argv=None) -> int:
         )
     else:
         optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
+    # Weight averaging (SWA): flatter minima hold up better off the training distribution (Izmailov et al. 2018;
+    # Cha et al. 2021, SWAD, for domain generalization).
+    averaged = torch.optim.swa_utils.AveragedModel(model) if args.average_from else None
     epoch, best, history = 0, None, []
 
     if os.path.exists(last_path):
@@ -325,6 +331,8 @@ def main(argv=None) -> int:
             return 2
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
+        if averaged is not None:
+            averaged.load_state_dict(ckpt["averaged"])
         set_rng_states(ckpt["rng"])
         epoch, best, history = ckpt["epoch"], ckpt["best"], ckpt["history"]
         write_log(args.out, history)  # drop anything logged after the checkpoint
@@ -352,7 +360,11 @@ def main(argv=None) -> int:
         t0 = time.perf_counter()
         stats = train_epoch(model, optimizer, train, data, args, epoch, budget)
         t1 = time.perf_counter()
-        metrics = evaluate(model, val, data)
+        scored, raw = model, None
+        if averaged is not None and epoch >= args.average_from:
+            averaged.update_parameters(model)
+            scored, raw = averaged.module, evaluate(model, val, data)
+        metrics = evaluate(scored, val, data)
         t2 = time.perf_counter()
         improved = best is None or metrics["rsum"] > best["val"]["rsum"]
         entry = {
@@ -361,6 +373,7 @@ def main(argv=None) -> int:
             "seconds": round(t1 - t0, 3),
             "val_seconds": round(t2 - t1, 3),
             "val": metrics,
+            **({"val_unaveraged": raw} if raw is not None else {}),
             "best": improved,
             "train_captions": int(len(train.caption_ids)),
             "skipped_empty_captions": {"train": train.skipped_empty, "val": val.skipped_empty},
@@ -370,19 +383,21 @@ def main(argv=None) -> int:
             best = {"epoch": epoch, "val": metrics}
             atomic_save(
                 {"format": FORMAT, "args": vars(args), "result_args": result_args(args), "config": config,
-                 "model": model.state_dict(), "epoch": epoch, "val": metrics, "data": data_info},
+                 "model": scored.state_dict(), "epoch": epoch, "val": metrics, "data": data_info},
                 best_path,
             )
         atomic_save(
             {"format": FORMAT, "args": vars(args), "result_args": result_args(args), "config": config,
              "model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
-             "rng": rng_states(), "best": best, "history": history, "data": data_info},
+             "rng": rng_states(), "best": best, "history": history, "data": data_info,
+             **({"averaged": averaged.state_dict()} if averaged is not None else {})},
             last_path,
         )
         write_log(args.out, history)
         print(
             f"epoch {epoch}/{args.epochs}  loss {stats['loss']:.4f}  {t1 - t0:.1f} s (+{t2 - t1:.1f} s val)  "
-            f"{describe(metrics)}{'  *best' if improved else ''}",
+            f"{describe(metrics)}{'  *best' if improved else ''}"
+            + (f"  (unaveraged rsum {raw['rsum']:.1f})" if raw is not None else ""),
             flush=True,
         )
         if not math.isfinite(stats["loss"]):

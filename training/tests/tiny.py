@@ -200,6 +200,29 @@ def test_training(root: str, work: str) -> str:
     code, log = run_quiet(train_mod.main, short + ["--augment", other, "--out", os.path.join(work, "run-aug-other")])
     check("augment: a folder of other photos is refused, by name", code == 2 and "data-other" in log, log.strip()[-200:])
 
+    # Weight averaging: the average is what validation scores and best.pt holds, and it resumes exactly.
+    swa = common + ["--epochs", "3", "--average-from", "2"]
+    c, d = os.path.join(work, "run-swa-c"), os.path.join(work, "run-swa-d")
+    code, log = run_quiet(train_mod.main, swa + ["--out", c])
+    hc = [json.loads(l) for l in open(os.path.join(c, "log.jsonl"))]
+    check("average: epochs 2 and 3 score the average beside the raw weights",
+          code == 0 and "val_unaveraged" not in hc[0] and all("val_unaveraged" in h for h in hc[1:]), log.strip()[-200:])
+    check("average: epoch 2's average is its own weights (one model averaged)",
+          hc[1]["val"] == hc[1]["val_unaveraged"] and hc[1]["val"] == history[1]["val"])
+    check("average: epoch 3 scores the average of epochs 2 and 3, not the raw weights",
+          hc[2]["val_unaveraged"] == history[2]["val"] and hc[2]["val"] != hc[2]["val_unaveraged"])
+    lc = torch.load(os.path.join(c, "last.pt"), weights_only=True)
+    best_c = torch.load(os.path.join(c, "best.pt"), weights_only=True)
+    if best_c["epoch"] == 3:
+        average = {k.removeprefix("module."): v for k, v in lc["averaged"].items() if k.startswith("module.")}
+        check("average: best.pt holds the averaged weights, not the raw ones",
+              same_state(best_c["model"], average) and not same_state(best_c["model"], lc["model"]))
+    code, _ = run_quiet(train_mod.main, swa + ["--out", d, "--stop-after-batches", "24"])
+    code, log = run_quiet(train_mod.main, swa + ["--out", d])
+    ld = torch.load(os.path.join(d, "last.pt"), weights_only=True)
+    check("average: an interrupted averaged run resumes to the same average",
+          code == 0 and "after epoch 2" in log and same_state(lc["averaged"], ld["averaged"]))
+
     # The other kinds and MH train too (one short epoch each).
     for features, loss in (("one-layer", "mh"), ("fne-blocks", "sh"), ("fne-last", "mh")):
         out = os.path.join(work, f"run-{features}-{loss}")
