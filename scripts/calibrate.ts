@@ -39,7 +39,12 @@ import {
 } from '../src-main/engine/eval/index.ts';
 import { type ClassTable, classTableOf, type FusionWeights } from '../src-main/engine/fusion/index.ts';
 import { JointModel, listJointModels } from '../src-main/engine/joint/index.ts';
-import { jointBackbone, manifestSha256, readJointManifest } from '../src-main/engine/modelfiles/index.ts';
+import {
+  jointBackbone,
+  jointThresholds,
+  manifestSha256,
+  readJointManifest,
+} from '../src-main/engine/modelfiles/index.ts';
 import { cacheDir, projectRoot } from '../src-main/engine/paths.ts';
 
 const QUANTILE = 0.99;
@@ -79,6 +84,7 @@ async function demoSet(model: JointModel, dir: string, lexicon: ConceptLexicon):
   const dataset = await loadEvalDataset(dir);
   const features = await imageFeatures(dataset.images, {
     backbone: jointBackbone(model.manifest),
+    thresholds: jointThresholds(model.manifest),
     log: (line) => console.log(line),
   });
   const rows = dataset.images.flatMap((file, i) =>

@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -21,6 +22,7 @@ import {
 import { SagasuError } from '../src-main/engine/errors.ts';
 import { loadPreparedProbs, loadPreparedSplit } from '../src-main/engine/eval/prepared.ts';
 import { FneExtractor } from '../src-main/engine/fne/index.ts';
+import { projectRoot } from '../src-main/engine/paths.ts';
 import { TOKENIZER_VERSION, tokenizeEnglish, Vocabulary } from '../src-main/engine/text/index.ts';
 import { skipNote } from './helpers/shared.ts';
 
@@ -79,6 +81,22 @@ describe(`the Flickr8k token file${skipNote({ shared: true })}`, () => {
     expect(skipped).toBe(5);
     expect(captions.some((c) => c.image.startsWith(BOGUS_CAPTION_IMAGE))).toBe(false);
     expect(lines).toEqual([expect.stringContaining(BOGUS_CAPTION_IMAGE)]);
+  });
+});
+
+describe('data:prepare arguments', () => {
+  it('refuses thresholds that are not negative,positive, naming the option, before any work', () => {
+    for (const bad of ['0.2,0.1', '-0.5', 'a,b']) {
+      const run = spawnSync(
+        process.execPath,
+        ['--import', 'tsx', join(projectRoot, 'src-main', 'cli', 'data-prepare.ts'), `--thresholds=${bad}`],
+        { encoding: 'utf8' },
+      );
+      expect(run.status, bad).toBe(1);
+      expect(run.stderr.split('\n')[0]).toBe(
+        `error: option '--thresholds <negative,positive>' argument '${bad}' is invalid. expected two numbers, negative,positive (e.g. -0.25,0.15)`,
+      );
+    }
   });
 });
 
@@ -306,5 +324,41 @@ describe.skipIf(note)(`npm run data:prepare --limit-images ${LIMIT}${note}`, () 
     expect(await cache.get(sha)).toBeDefined();
     const again = await readAll();
     for (const [file, bytes] of firstBytes) expect(again.get(file)?.equals(bytes), file).toBe(true);
+  });
+
+  it('ternarizes at other thresholds into a cache of their own, and meta.json says which', async () => {
+    const other = join(root, 'out-t05');
+    const thresholds = { negative: -0.5, positive: 0.5 };
+    const report = await prepareFlickr8k({
+      out: other,
+      featureCacheRoot: join(root, 'features'),
+      limitImages: 8,
+      thresholds,
+      log: () => {},
+    });
+    expect(report.computed).toBe(8);
+    const meta = JSON.parse(await readFile(join(other, 'meta.json'), 'utf8'));
+    expect(meta.thresholds).toEqual(thresholds);
+    const features = await readdir(join(root, 'features'));
+    expect(features.filter((d) => d.endsWith('-t-0.5_0.5'))).toHaveLength(1);
+    const wide = await readFile(join(other, 'fne.i8'));
+    const paper = firstBytes.get('fne.i8') as Buffer;
+    // The same standardized values, cut further out: every ±1 at ±0.5 is the same ±1 at -0.25 / +0.15,
+    // and some of the paper's ±1 are 0 now.
+    let zeroed = 0;
+    for (let i = 0; i < wide.length; i++) {
+      const w = wide.readInt8(i);
+      const p = paper.readInt8(i);
+      if (w !== 0) expect(p).toBe(w);
+      else if (p !== 0) zeroed++;
+    }
+    expect(zeroed).toBeGreaterThan(wide.length / 20);
+    expect(
+      (await readFile(join(other, 'one_layer.f32'))).equals(
+        (firstBytes.get('one_layer.f32') as Buffer).subarray(0, 8 * ONE_DIM * 4),
+      ),
+    ).toBe(true);
+    // The paper's cache is untouched: the default preparation still runs without the CNN.
+    expect((await prepare()).computed).toBe(0);
   });
 });

@@ -1,9 +1,9 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Engine } from '../src-main/engine/api/index.ts';
-import { ArgumentError } from '../src-main/engine/errors.ts';
+import { ArgumentError, ModelError } from '../src-main/engine/errors.ts';
 import { FneExtractor } from '../src-main/engine/fne/index.ts';
 import { JointModel, jointModelsDir, listModelSets } from '../src-main/engine/joint/index.ts';
 import { CATALOG_FILE, Catalog, cosine, Library } from '../src-main/engine/library/index.ts';
@@ -42,6 +42,23 @@ describe('model sets: discovery', () => {
       ['one-layer', 'mobilenet_v2', false],
     ]);
     expect(sets[0]?.version).toMatch(/^fne@[0-9a-f]{16}$/);
+  });
+
+  it('refuses a model trained on features ternarized at other thresholds, naming its manifest', async () => {
+    const tmp = tempDir('model-set-thresholds');
+    try {
+      const manifest = JSON.parse(readFileSync(join(jointModelsDir, 'fne', 'manifest.json'), 'utf8'));
+      manifest.data.thresholds = { positive: 0.5, negative: -0.5 };
+      mkdirSync(join(tmp.dir, 'joint', 'fne'), { recursive: true });
+      writeFileSync(join(tmp.dir, 'joint', 'fne', 'manifest.json'), JSON.stringify(manifest));
+      writeFileSync(join(tmp.dir, 'manifest.json'), JSON.stringify({ joint: { fne: { dir: 'joint/fne' } } }));
+      const refused = await listModelSets(tmp.dir).catch((e: unknown) => e);
+      expect(refused).toBeInstanceOf(ModelError);
+      expect((refused as ModelError).message).toContain(join(tmp.dir, 'joint', 'fne', 'manifest.json'));
+      expect((refused as ModelError).message).toContain('ternarized at -0.5 / 0.5');
+    } finally {
+      tmp.cleanup();
+    }
   });
 
   it('a catalog of schema 4 keeps its vectors, and its classes take the model set of their vector', () => {

@@ -49,6 +49,7 @@ from training.model import EPS, JointSpace, build  # noqa: E402
 from training.train import FORMAT, load_checkpoint  # noqa: E402
 
 OPSET = 17
+PAPER_THRESHOLDS = {"positive": 0.15, "negative": -0.25}
 IR_VERSION = 8
 TOLERANCE = 1e-5
 TEXT_FILE, IMAGE_FILE = "text_encoder.onnx", "image_projection.onnx"
@@ -417,6 +418,8 @@ def main(argv=None) -> int:
             "statsSha256": data.meta_value("stats", "sha256"),
             "images": meta.get("images"),
             "captions": meta.get("captions"),
+            # Only when not the paper's: the engine ternarizes a photo's features with these for this model.
+            **({"thresholds": meta["thresholds"]} if meta.get("thresholds", PAPER_THRESHOLDS) != PAPER_THRESHOLDS else {}),
         },
         "versions": {"torch": torch.__version__, "onnx": onnx.__version__, "numpy": np.__version__,
                      "python": platform.python_version()},

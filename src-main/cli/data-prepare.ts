@@ -51,6 +51,17 @@ const program = new Command('data:prepare')
   .option('--limit-images <n>', 'only the first N photos by file name, with their captions', positiveInteger)
   .option('--batch-size <n>', 'photos per CNN batch', positiveInteger, 16)
   .option('--features-cache <dir>', 'parent folder of the per-model feature caches (default .cache/features)')
+  .option(
+    '--thresholds <negative,positive>',
+    "ternarization thresholds on the standardized features (default the paper's -0.25,0.15)",
+    (v: string) => {
+      const parts = v.split(',').map((x) => Number(x.trim()));
+      const [negative, positive] = parts as [number, number];
+      if (parts.length !== 2 || !parts.every(Number.isFinite) || !(negative <= 0 && positive >= 0))
+        throw new InvalidArgumentError('expected two numbers, negative,positive (e.g. -0.25,0.15)');
+      return { negative, positive };
+    },
+  )
   .showHelpAfterError();
 
 await runCommand('data:prepare', async () => {
@@ -64,6 +75,7 @@ await runCommand('data:prepare', async () => {
     limitImages?: number;
     batchSize: number;
     featuresCache?: string;
+    thresholds?: { negative: number; positive: number };
   }>();
   if (options.lang === 'ja') {
     await prepareFlickr8kJapanese({
@@ -92,6 +104,7 @@ await runCommand('data:prepare', async () => {
     batchSize: options.batchSize,
     ...(options.limitImages !== undefined ? { limitImages: options.limitImages } : {}),
     ...(options.featuresCache ? { featureCacheRoot: options.featuresCache } : {}),
+    ...(options.thresholds ? { thresholds: options.thresholds } : {}),
     log: (line) => console.log(line),
     onProgress: (done, total) => {
       if (!started) bar.start(total, 0);

@@ -25,7 +25,11 @@ const defaultFeatureCacheRoot = join(cacheDir, 'features');
  * The built CNN of a backbone (MobileNetV2 in its default mode, the others float), its FNE statistics (refused
  * when computed with another CNN), and the caches of features and class probabilities they name.
  */
-export async function openFeatureCache(backbone: CnnBackbone, root?: string) {
+export async function openFeatureCache(
+  backbone: CnnBackbone,
+  root?: string,
+  thresholds: Thresholds = DEFAULT_THRESHOLDS,
+) {
   const mode = backboneMode(backbone);
   const manifest = await verifiedCnn(mode, undefined, backbone);
   const files = statsPaths(backbone);
@@ -36,8 +40,12 @@ export async function openFeatureCache(backbone: CnnBackbone, root?: string) {
       files.meta,
       `the statistics were computed with the ${stats.meta.mode} model ${stats.meta.cnnSha256}, not the ${mode} model ${manifest.onnx.sha256}; run \`npm run stats:compute${backbone === 'mobilenet_v2' ? '' : ` -- --backbone ${backbone}`}\``,
     );
-  const dir = featureCacheDir(manifest.onnx.sha256, stats.meta.sha256, root);
-  const cache = new FeatureCache(dir, manifest.fneDim, manifest.oneLayer.channels, DEFAULT_THRESHOLDS);
+  // Other thresholds get a folder of their own, so the paper's files stay where they are.
+  const own =
+    thresholds.positive !== DEFAULT_THRESHOLDS.positive ||
+    thresholds.negative !== DEFAULT_THRESHOLDS.negative;
+  const dir = `${featureCacheDir(manifest.onnx.sha256, stats.meta.sha256, root)}${own ? `-t${thresholds.negative}_${thresholds.positive}` : ''}`;
+  const cache = new FeatureCache(dir, manifest.fneDim, manifest.oneLayer.channels, thresholds);
   return { mode, manifest, stats, cache, probs: new ProbsCache(dir) };
 }
 
@@ -185,7 +193,7 @@ export async function fillFeatureCache(
   },
 ): Promise<number> {
   if (pending.length === 0) return 0;
-  const extractor = await FneExtractor.open(extractorOptions);
+  const extractor = await FneExtractor.open({ ...extractorOptions, thresholds: cache.thresholds });
   let computed = 0;
   try {
     let done = 0;

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { type CnnBackbone, IMAGENET_CLASSES } from '../cnn/index.ts';
 import { ArgumentError, SagasuError } from '../errors.ts';
 import { bytesOf, mapPool, sha256Hex } from '../files.ts';
-import { DEFAULT_THRESHOLDS, type Thresholds } from '../fne/index.ts';
+import type { Thresholds } from '../fne/index.ts';
 import { cacheDir } from '../paths.ts';
 import { TOKENIZER_VERSION, tokenizeEnglish, UNK_ID, Vocabulary } from '../text/index.ts';
 import { fillFeatureCache, openFeatureCache, type ProbsCache } from './feature-cache.ts';
@@ -102,6 +102,8 @@ interface PrepareOptions {
   dataDir?: string;
   /** Parent of the per-model feature cache folders (default .cache/features). */
   featureCacheRoot?: string;
+  /** Ternarization thresholds (default the paper's, DEFAULT_THRESHOLDS): a generalization lever of issue 17. */
+  thresholds?: Thresholds;
   minCount?: number;
   /** Only the first N images in file-name order, with their captions: quick runs and tests. */
   limitImages?: number;
@@ -258,7 +260,7 @@ export async function prepareFlickr8k(options: PrepareOptions = {}): Promise<Pre
     stats,
     cache,
     probs: probsCache,
-  } = await openFeatureCache(backbone, options.featureCacheRoot);
+  } = await openFeatureCache(backbone, options.featureCacheRoot, options.thresholds);
   const { fneDim } = manifest;
   const oneLayerDim = manifest.oneLayer.channels;
 
@@ -413,7 +415,7 @@ export async function prepareFlickr8k(options: PrepareOptions = {}): Promise<Pre
     fneDim,
     oneLayerDim,
     oneLayer: { name: manifest.oneLayer.name, offset: manifest.oneLayer.offset },
-    thresholds: DEFAULT_THRESHOLDS,
+    thresholds: cache.thresholds,
     vocab: { size: vocab.size, minCount, from: 'train+val captions', padId: 0, unkId: 1 },
     tokensBySplit,
     tokenizer: TOKENIZER_VERSION,

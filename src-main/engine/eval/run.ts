@@ -3,7 +3,13 @@ import { basename } from 'node:path';
 import { LayerExplainer } from '../describe/index.ts';
 import { ArgumentError, SagasuError } from '../errors.ts';
 import { type ImageInput, JointModel, jointModelsDir, listJointModels } from '../joint/index.ts';
-import { type FeatureKind, jointBackbone, MANIFEST_FILE, readJointManifest } from '../modelfiles/index.ts';
+import {
+  type FeatureKind,
+  jointBackbone,
+  jointThresholds,
+  MANIFEST_FILE,
+  readJointManifest,
+} from '../modelfiles/index.ts';
 import { UNK_ID } from '../text/index.ts';
 import {
   type CaptionLang,
@@ -265,7 +271,17 @@ export async function runEval(datasetPath: string, options: RunEvalOptions = {})
         '--model',
         `the models project different CNNs (${opened.map((m) => `${m.dir}: ${jointBackbone(m.manifest)}`).join(', ')}); evaluate each on its own`,
       );
-    const features = await imageFeatures(dataset.images, { ...options, backbone: backbones[0] });
+    const thresholds = [...new Set(opened.map((model) => JSON.stringify(jointThresholds(model.manifest))))];
+    if (thresholds.length > 1)
+      throw new ArgumentError(
+        '--model',
+        `the models were trained on differently ternarized features (${opened.map((m) => `${m.dir}: ${JSON.stringify(jointThresholds(m.manifest))}`).join(', ')}); evaluate each on its own`,
+      );
+    const features = await imageFeatures(dataset.images, {
+      ...options,
+      backbone: backbones[0],
+      thresholds: jointThresholds((opened[0] as JointModel).manifest),
+    });
 
     // The common ground: captions every model can read, images with features and a caption left.
     const skippedCaptions: SkippedCaption[] = [];

@@ -9,6 +9,7 @@ import {
 } from '../datasets/feature-cache.ts';
 import { SagasuError } from '../errors.ts';
 import { mapPool } from '../files.ts';
+import type { Thresholds } from '../fne/index.ts';
 import { decodeForCnn } from '../image/index.ts';
 import { cacheDir } from '../paths.ts';
 
@@ -40,6 +41,8 @@ export interface ImageFeatureSet {
 export interface FeatureOptions {
   /** The CNN the models project (default mobilenet_v2); each keeps its own cache folder. */
   backbone?: CnnBackbone;
+  /** The ternarization the models were trained on (jointThresholds; default the paper's). */
+  thresholds?: Thresholds;
   /** Parent of the per-model cache folders (default .cache/eval-vectors). */
   cacheRoot?: string;
   batchSize?: number;
@@ -60,6 +63,7 @@ export async function imageFeatures(files: readonly string[], options: FeatureOp
   const { stats, cache, probs } = await openFeatureCache(
     backbone,
     options.cacheRoot ?? defaultVectorCacheRoot,
+    options.thresholds,
   );
   const t0 = performance.now();
   const failed: ImageFailure[] = [];

@@ -2,7 +2,14 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { CnnBackbone } from '../cnn/index.ts';
 import { ArgumentError, ModelError } from '../errors.ts';
-import { jointBackbone, MANIFEST_FILE, manifestSha256, readJointManifest } from '../modelfiles/index.ts';
+import { DEFAULT_THRESHOLDS } from '../fne/index.ts';
+import {
+  jointBackbone,
+  jointThresholds,
+  MANIFEST_FILE,
+  manifestSha256,
+  readJointManifest,
+} from '../modelfiles/index.ts';
 import { modelsDir } from '../paths.ts';
 
 /**
@@ -58,6 +65,17 @@ export async function listModelSets(dir = modelsDir): Promise<ModelSet[]> {
     const manifest = await readJointManifest(jointDir);
     // readJointManifest refuses a backbone that is not one of CNN_BACKBONES, naming the file.
     const backbone = jointBackbone(manifest);
+    // The indexer ternarizes every photo with the paper's thresholds (one FNE pass per backbone).
+    const thresholds = jointThresholds(manifest);
+    if (
+      thresholds.positive !== DEFAULT_THRESHOLDS.positive ||
+      thresholds.negative !== DEFAULT_THRESHOLDS.negative
+    )
+      throw new ModelError(
+        'invalid-model',
+        join(jointDir, MANIFEST_FILE),
+        `was trained on features ternarized at ${thresholds.negative} / ${thresholds.positive}, the library indexes with the paper's ${DEFAULT_THRESHOLDS.negative} / ${DEFAULT_THRESHOLDS.positive}: score it with npm run eval, or train it on the paper's`,
+      );
     const ja = entries.find(([, e]) => e.language === 'ja' && e.imageModel?.name === manifest.name);
     sets.push({
       name,

@@ -8,6 +8,7 @@ export {
   IMAGE_PROJECTION_FILE,
   type JointManifest,
   jointBackbone,
+  jointThresholds,
   MANIFEST_FILE,
   manifestSha256,
   readJointManifest,

@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { CNN_BACKBONES, type CnnBackbone } from '../cnn/index.ts';
 import { ModelError } from '../errors.ts';
 import { sha256Hex } from '../files.ts';
+import { DEFAULT_THRESHOLDS, type Thresholds } from '../fne/index.ts';
 
 /** The image features a joint model was trained on (training/data.py FEATURE_KINDS). */
 const FEATURE_KINDS = ['fne', 'one-layer', 'fne-blocks', 'fne-last'] as const;
@@ -52,7 +53,11 @@ const schema = z.looseObject({
   best: z.looseObject({ epoch: z.number().optional(), val: z.unknown() }).optional(),
   /** What it was trained on; `backbone` is absent in models exported before a second CNN existed. */
   data: z
-    .looseObject({ backbone: z.enum(CNN_BACKBONES as [CnnBackbone, ...CnnBackbone[]]).optional() })
+    .looseObject({
+      backbone: z.enum(CNN_BACKBONES as [CnnBackbone, ...CnnBackbone[]]).optional(),
+      /** Absent: the paper's. Written by export.py for a model trained on features ternarized otherwise. */
+      thresholds: z.object({ positive: z.number(), negative: z.number() }).optional(),
+    })
     .optional(),
 });
 
@@ -97,6 +102,11 @@ export async function readJointManifest(modelDir: string): Promise<JointManifest
 /** The CNN whose features a joint model projects: models exported before ResNet-50 existed are MobileNetV2's. */
 export function jointBackbone(manifest: JointManifest): CnnBackbone {
   return manifest.data?.backbone ?? 'mobilenet_v2';
+}
+
+/** The ternarization thresholds a joint model was trained on: its photos' FNE must use the same. */
+export function jointThresholds(manifest: JointManifest): Thresholds {
+  return manifest.data?.thresholds ?? DEFAULT_THRESHOLDS;
 }
 
 /**
