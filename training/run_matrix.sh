@@ -2,7 +2,7 @@
 # The run matrix behind docs/RESULTS.md: two streams of one thread each (on 2 cores this beats one stream
 # of two threads). Every run resumes from its last checkpoint and a finished run is skipped, so rerunning
 # this after an interruption continues where it stopped.
-#   training/run_matrix.sh [a|b|all|r50-fne|r50-one-layer|drop7-fne|drop7-one-layer|drop85-fne|drop85-one-layer|aug-fne|aug-one-layer|swa-fne|swa-one-layer] [runs dir]
+#   training/run_matrix.sh [a|b|all|r50-fne|r50-one-layer|drop7-fne|drop7-one-layer|drop85-fne|drop85-one-layer|aug-fne|aug-one-layer|swa-fne|swa-one-layer|t05-fne] [runs dir]
 # Within a pair (FNE vs one-layer) everything but --features is identical: the paper's comparison.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -50,6 +50,11 @@ stream_aug_one_layer() { DATA=.cache/data/flickr8k-v2 run one-layer-sh-drop7-aug
 # The same recipe with the weights averaged once per epoch from epoch 15 (SWA): does a flatter minimum carry
 # the FNE to foreign photos?
 stream_swa_fne() { DATA=.cache/data/flickr8k-v2 run fne-sh-drop7-aug-swa fne sh "${EPOCHS:-30}" --feature-dropout 0.7 "${aug[@]}" --average-from 15; }
+# The augmented FNE recipe on features ternarized at -0.5 / +0.5 instead of the paper's -0.25 / +0.15
+# (npm run data:prepare -- --thresholds=-0.5,0.5, and the same for each augmented copy). One-layer features
+# are not ternarized, so the aug-one-layer run is its pair.
+t05=(--augment .cache/data/flickr8k-v2-t05-flip --augment .cache/data/flickr8k-v2-t05-crop)
+stream_t05_fne() { DATA=.cache/data/flickr8k-v2-t05 run fne-sh-drop7-aug-t05 fne sh "${EPOCHS:-30}" --feature-dropout 0.7 "${t05[@]}"; }
 stream_swa_one_layer() { DATA=.cache/data/flickr8k-v2 run one-layer-sh-drop7-aug-swa one-layer sh "${EPOCHS:-30}" --feature-dropout 0.7 "${aug[@]}" --average-from 15; }
 stream_b() {
   run one-layer-sh one-layer sh 20
@@ -72,10 +77,11 @@ case "$stream" in
   aug-one-layer) stream_aug_one_layer ;;
   swa-fne) stream_swa_fne ;;
   swa-one-layer) stream_swa_one_layer ;;
+  t05-fne) stream_t05_fne ;;
   all)
     stream_a &
     stream_b &
     wait
     ;;
-  *) echo "usage: training/run_matrix.sh [a|b|all|r50-fne|r50-one-layer|drop7-fne|drop7-one-layer|drop85-fne|drop85-one-layer|aug-fne|aug-one-layer|swa-fne|swa-one-layer] [runs dir]" >&2; exit 2 ;;
+  *) echo "usage: training/run_matrix.sh [a|b|all|r50-fne|r50-one-layer|drop7-fne|drop7-one-layer|drop85-fne|drop85-one-layer|aug-fne|aug-one-layer|swa-fne|swa-one-layer|t05-fne] [runs dir]" >&2; exit 2 ;;
 esac
