@@ -124,6 +124,29 @@ describe.skipIf(note)(`engine api: a real library of Flickr8k photos${note}`, ()
     expect(none.hits).toEqual([]);
   });
 
+  it('a filter sees photos indexed after it was first used, and not those removed', async () => {
+    const filters = { folder: join(photos, 'other') };
+    const inOther = async () =>
+      (await engine.invoke('search', { query: 'a dog', cutoff: null, k: 100, filters })).hits.map((h) =>
+        h.path.split('/').at(-1),
+      );
+    expect(await inOther()).toHaveLength(picked.others.length);
+    const extra = picked.beachDogs[0] as string;
+    copyFileSync(join(flickr, 'images', extra), join(photos, 'other', extra));
+    try {
+      await engine.invoke('index.start', {});
+      await engine.whenIdle();
+      expect(await inOther()).toContain(extra);
+    } finally {
+      rmSync(join(photos, 'other', extra));
+      await engine.invoke('index.start', {});
+      await engine.whenIdle();
+    }
+    const after = await inOther();
+    expect(after).toHaveLength(picked.others.length);
+    expect(after).not.toContain(extra);
+  });
+
   it('the calibrated cutoff keeps an absent subject to few photos', async () => {
     const giraffe = await engine.invoke('search', { query: 'a giraffe' });
     const dogs = await engine.invoke('search', { query: 'a dog runs on the beach' });

@@ -71,6 +71,11 @@ export async function loadRanking(model: JointModel, conceptLexicon?: string): P
 /** Photos by sentence and by example; ranked hits are kept per query, so paging does not search again. */
 export class Search {
   private ranked: RankedQuery | null = null;
+  /**
+   * The photos each filter lets through, until the catalog changes: the date filter reads every photo's date
+   * (330 ms at 100k photos), and a user types several queries under one filter.
+   */
+  private allowedBy = new Map<string, Set<number> | null>();
 
   constructor(
     private readonly library: Library,
@@ -84,6 +89,7 @@ export class Search {
   /** The catalog changed (new vectors, photos gone): a repeated query ranks again. */
   forget(): void {
     this.ranked = null;
+    this.allowedBy.clear();
   }
 
   async search(args: ParsedInput<'search'>): Promise<SearchPage> {
@@ -128,9 +134,10 @@ export class Search {
       base.note = `None of the words is known to the model (${analysis.unknown.join(', ')}): results are a guess.`;
     const vector = await this.model.encodeAnalysis(analysis);
     this.sameModelSet();
-    const allowed = this.library.catalog.filterIds(filters);
+    const allowed = this.allowed(filters);
     const allow = allowed ? (id: number) => allowed.has(id) : undefined;
-    const n = Math.min(fetch, this.library.counts().indexed);
+    // The index's own size, not the catalog's count: that is a scan of every photo (37 ms a query at 100k).
+    const n = Math.min(fetch, this.library.search.size);
     const nearest = this.library.search.nearest(vector, n, allow);
     const cosines = new Map(nearest.map((h) => [h.imageId, h.score]));
     // File, folder and tag names are matched on the sentence's content words only: "on the" names nothing.
@@ -217,6 +224,17 @@ export class Search {
     };
   }
 
+  private allowed(filters: SearchFilters): Set<number> | null {
+    const key = JSON.stringify(filters);
+    let ids = this.allowedBy.get(key);
+    if (ids === undefined) {
+      if (this.allowedBy.size >= 16) this.allowedBy.clear();
+      ids = this.library.catalog.filterIds(filters);
+      this.allowedBy.set(key, ids);
+    }
+    return ids;
+  }
+
   private sameModelSet(): void {
     if (this.library.modelVersion !== this.modelVersion)
       throw new SagasuError(
@@ -242,11 +260,10 @@ export class Search {
     const vector =
       'path' in photo ? await this.embedFile(photo.path) : indexedVector(this.library, photo.imageId);
     this.sameModelSet();
-    const allowed = this.library.catalog.filterIds(args.filters);
+    const allowed = this.allowed(args.filters);
     const allow = (id: number) => id !== self && (!allowed || allowed.has(id));
     // Every photo is similar to some degree: the whole (filtered) library, nearest first, page by page.
-    const candidates =
-      (allowed ? allowed.size : this.library.counts().indexed) - (self === undefined ? 0 : 1);
+    const candidates = (allowed ? allowed.size : this.library.search.size) - (self === undefined ? 0 : 1);
     const n = Math.min(args.offset + args.k, Math.max(candidates, 0));
     const hits = this.library.search.nearest(vector, n, allow);
     return {
