@@ -302,6 +302,7 @@ const lines = [
   `Catalog + index: ${(catalogBytes / 2 ** 20).toFixed(1)} MiB + ${(indexBytes / 2 ** 20).toFixed(1)} MiB = ${Math.round((catalogBytes + indexBytes) / status.images.indexed)} B per photo (classes: 60 B of it).`,
   ...(grown
     ? [
+        `The date-filter rows keep the filter's photo set from their first query on (until the library changes): that first query took ${grown.filtered.ms[0]?.toFixed(0)} ms at ${grown.indexed.toLocaleString('en')} photos, ${filtered.ms[0]?.toFixed(0)} ms on the library.`,
         `The grown rows: a copy of the library with each photo again under another name (its vector with the same noise as the HNSW line above, its stored classes, dates and names as they are) up to ${grown.indexed.toLocaleString('en')} photos, searched through the engine like the library itself; opening it built the HNSW graph from the catalog in ${(grown.openMs / 1000).toFixed(0)} s; catalog + index ${Math.round(grown.bytes / grown.indexed)} B per photo. The photos are repeats, so a query's concept and keyword candidates are too: what it measures is the engine's work at that size, not retrieval quality.`,
       ]
     : []),
