@@ -52,7 +52,7 @@ stream_aug_one_layer() { DATA=.cache/data/flickr8k-v2 run one-layer-sh-drop7-aug
 stream_swa_fne() { DATA=.cache/data/flickr8k-v2 run fne-sh-drop7-aug-swa fne sh "${EPOCHS:-30}" --feature-dropout 0.7 "${aug[@]}" --average-from 15; }
 # The augmented FNE recipe on features ternarized at -0.5 / +0.5 instead of the paper's -0.25 / +0.15
 # (npm run data:prepare -- --thresholds=-0.5,0.5, and the same for each augmented copy). One-layer features
-# are not ternarized, so the aug-one-layer run is its pair.
+# are not ternarized, so the aug-one-layer run is its pair. Run with EPOCHS=20, then EPOCHS=30 (it resumes).
 t05=(--augment .cache/data/flickr8k-v2-t05-flip --augment .cache/data/flickr8k-v2-t05-crop)
 stream_t05_fne() { DATA=.cache/data/flickr8k-v2-t05 run fne-sh-drop7-aug-t05 fne sh "${EPOCHS:-30}" --feature-dropout 0.7 "${t05[@]}"; }
 stream_swa_one_layer() { DATA=.cache/data/flickr8k-v2 run one-layer-sh-drop7-aug-swa one-layer sh "${EPOCHS:-30}" --feature-dropout 0.7 "${aug[@]}" --average-from 15; }
