@@ -13,6 +13,7 @@ import {
   DEFAULT_THRESHOLDS,
   type ExtractorOptions,
   FneExtractor,
+  isPaperThresholds,
   loadStats,
   statsPaths,
   type Thresholds,
@@ -41,10 +42,8 @@ export async function openFeatureCache(
       `the statistics were computed with the ${stats.meta.mode} model ${stats.meta.cnnSha256}, not the ${mode} model ${manifest.onnx.sha256}; run \`npm run stats:compute${backbone === 'mobilenet_v2' ? '' : ` -- --backbone ${backbone}`}\``,
     );
   // Other thresholds get a folder of their own, so the paper's files stay where they are.
-  const own =
-    thresholds.positive !== DEFAULT_THRESHOLDS.positive ||
-    thresholds.negative !== DEFAULT_THRESHOLDS.negative;
-  const dir = `${featureCacheDir(manifest.onnx.sha256, stats.meta.sha256, root)}${own ? `-t${thresholds.negative}_${thresholds.positive}` : ''}`;
+  const own = isPaperThresholds(thresholds) ? '' : `-t${thresholds.negative}_${thresholds.positive}`;
+  const dir = `${featureCacheDir(manifest.onnx.sha256, stats.meta.sha256, root)}${own}`;
   const cache = new FeatureCache(dir, manifest.fneDim, manifest.oneLayer.channels, thresholds);
   return { mode, manifest, stats, cache, probs: new ProbsCache(dir) };
 }

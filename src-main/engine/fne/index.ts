@@ -15,4 +15,11 @@ export {
   statsMetaPath,
   statsPaths,
 } from './stats.ts';
-export { DEFAULT_THRESHOLDS, standardize, type Thresholds, ternarize, ternaryShares } from './ternary.ts';
+export {
+  DEFAULT_THRESHOLDS,
+  isPaperThresholds,
+  standardize,
+  type Thresholds,
+  ternarize,
+  ternaryShares,
+} from './ternary.ts';

@@ -7,6 +7,10 @@ export interface Thresholds {
 }
 export const DEFAULT_THRESHOLDS: Thresholds = { positive: 0.15, negative: -0.25 };
 
+export function isPaperThresholds(t: Thresholds): boolean {
+  return t.positive === DEFAULT_THRESHOLDS.positive && t.negative === DEFAULT_THRESHOLDS.negative;
+}
+
 /**
  * Standardizes `raw[offset .. offset+dim)` with training statistics. A feature that never varied in
  * training (std 0, e.g. a ReLU channel that is always off) carries no information: it standardizes to 0.

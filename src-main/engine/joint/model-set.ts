@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { CnnBackbone } from '../cnn/index.ts';
 import { ArgumentError, ModelError } from '../errors.ts';
-import { DEFAULT_THRESHOLDS } from '../fne/index.ts';
+import { DEFAULT_THRESHOLDS, isPaperThresholds } from '../fne/index.ts';
 import {
   jointBackbone,
   jointThresholds,
@@ -67,10 +67,7 @@ export async function listModelSets(dir = modelsDir): Promise<ModelSet[]> {
     const backbone = jointBackbone(manifest);
     // The indexer ternarizes every photo with the paper's thresholds (one FNE pass per backbone).
     const thresholds = jointThresholds(manifest);
-    if (
-      thresholds.positive !== DEFAULT_THRESHOLDS.positive ||
-      thresholds.negative !== DEFAULT_THRESHOLDS.negative
-    )
+    if (!isPaperThresholds(thresholds))
       throw new ModelError(
         'invalid-model',
         join(jointDir, MANIFEST_FILE),
